@@ -1,0 +1,398 @@
+"""Measures of categorical distributions given as probability vectors.
+
+Every function reduces over the event axis ``axis`` (default -1); all other axes
+are batch axes that broadcast like NumPy. ``where`` (boolean, broadcastable)
+excludes events from the sums. Inputs are used as given: no normalization.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from jax.typing import ArrayLike
+
+from jaxent import _numerics as nx
+from jaxent._numerics import Base
+from jaxent.checks import expects
+
+# |alpha - 1| below which the Rényi measures use their expansion around alpha = 1.
+_NEAR_ONE = 0.5
+
+
+def _one(p: ArrayLike, axis: int, where: ArrayLike | None):
+    (p,), dtype = nx.promote(p)
+    (p,), axis, where = nx.broadcast_events(axis, where, p=p)
+    return p, axis, where, dtype
+
+
+def _two(p: ArrayLike, q: ArrayLike, axis: int, where: ArrayLike | None):
+    (p, q), dtype = nx.promote(p, q)
+    (p, q), axis, where = nx.broadcast_events(axis, where, p=p, q=q)
+    return p, q, axis, where, dtype
+
+
+@expects(p="probs")
+def entropy(
+    p: ArrayLike, *, axis: int = -1, base: Base = None, where: ArrayLike | None = None
+) -> jax.Array:
+    r"""Shannon entropy of a categorical distribution.
+
+    .. math:: H(p) = -\sum_i p_i \log p_i, \qquad 0 \log 0 = 0
+
+    Args:
+      p: probabilities, ``[..., n]`` (events along ``axis``).
+      axis: the event axis.
+      base: unit of the result: ``None``/``"nats"``, ``2``/``"bits"``,
+        ``10``/``"bans"`` or any positive number.
+      where: events to include (boolean, broadcastable against ``p``).
+
+    Returns:
+      The entropy, with the batch shape (``p``'s shape without ``axis``). A
+      one-hot vector has entropy exactly 0.
+
+    Example:
+      >>> import jaxent as je
+      >>> print(je.entropy([[0.5, 0.5], [1.0, 0.0]], base=2))
+      [1. 0.]
+    """
+    p, axis, where, dtype = _one(p, axis, where)
+    h = nx.masked_sum(-nx.xlogy(p, p), where, axis)
+    return nx.to_units(h, base).astype(dtype)
+
+
+@expects(p="probs", q="probs")
+def cross_entropy(
+    p: ArrayLike,
+    q: ArrayLike,
+    *,
+    axis: int = -1,
+    base: Base = None,
+    where: ArrayLike | None = None,
+) -> jax.Array:
+    r"""Cross-entropy of ``q`` relative to ``p``.
+
+    .. math:: H(p, q) = -\sum_i p_i \log q_i
+
+    Args:
+      p: true probabilities, ``[..., n]``.
+      q: model probabilities, broadcastable against ``p``.
+      axis: the event axis.
+      base: unit of the result (see :func:`entropy`).
+      where: events to include.
+
+    Returns:
+      The cross-entropy, with the batch shape; ``+inf`` where some ``p_i > 0``
+      has ``q_i = 0``.
+
+    Example:
+      >>> import jaxent as je
+      >>> p = [0, 0, 1, 0, 0, 0, 0, 0, 0, 0]
+      >>> q = [0.01, 0.02, 0.75, 0.05, 0.02, 0.1, 0.001, 0.02, 0.009, 0.02]
+      >>> print(f"{float(je.cross_entropy(p, q, base=2)):.5f}")
+      0.41504
+    """
+    p, q, axis, where, dtype = _two(p, q, axis, where)
+    h = nx.masked_sum(-nx.xlogy(p, q), where, axis)
+    return nx.to_units(h, base).astype(dtype)
+
+
+@expects(p="probs", q="probs")
+def kl_divergence(
+    p: ArrayLike,
+    q: ArrayLike,
+    *,
+    axis: int = -1,
+    base: Base = None,
+    where: ArrayLike | None = None,
+) -> jax.Array:
+    r"""Kullback–Leibler divergence of ``q`` from ``p`` (relative entropy).
+
+    .. math:: D(p \| q) = \sum_i p_i \log\frac{p_i}{q_i}
+
+    Evaluated as :math:`\sum_i (p_i \log(p_i/q_i) - p_i + q_i) + \sum_i (p_i - q_i)`:
+    the first sum has non-negative terms computed without cancellation (see
+    ``kl_term``), the second is a compensated sum of exact differences. The
+    result keeps its relative precision for nearly equal distributions.
+
+    Args:
+      p: true probabilities, ``[..., n]``.
+      q: model probabilities, broadcastable against ``p``.
+      axis: the event axis.
+      base: unit of the result (see :func:`entropy`).
+      where: events to include.
+
+    Returns:
+      The divergence, with the batch shape; ``+inf`` where some ``p_i > 0`` has
+      ``q_i = 0`` (as ``scipy.stats.entropy``). The gradient in ``q_i`` is 0
+      where ``p_i = 0``.
+
+    Example:
+      >>> import jaxent as je
+      >>> print(f"{float(je.kl_divergence([0.5, 0.5], [0.5, 0.5])):.1f}")
+      0.0
+      >>> print(f"{float(je.kl_divergence([0.5, 0.5], [0.7, 0.3], base=2)):.5f}")
+      0.12577
+    """
+    p, q, axis, where, dtype = _two(p, q, axis, where)
+    diff = p - q
+    terms = nx.masked_sum(nx.kl_term(p, q, diff), where, axis)
+    residual = nx.accurate_sum(diff if where is None else jnp.where(where, diff, 0), axis)
+    return nx.to_units(terms + residual, base).astype(dtype)
+
+
+@expects(p="probs", q="probs")
+def js_divergence(
+    p: ArrayLike,
+    q: ArrayLike,
+    *,
+    axis: int = -1,
+    base: Base = None,
+    where: ArrayLike | None = None,
+) -> jax.Array:
+    r"""Jensen–Shannon divergence (symmetric, at most :math:`\log 2`).
+
+    .. math:: \mathrm{JS}(p, q) = \tfrac12 D(p \| m) + \tfrac12 D(q \| m),
+       \qquad m = \tfrac12 (p + q)
+
+    ``scipy.spatial.distance.jensenshannon`` returns the square root of this.
+
+    Args:
+      p: probabilities, ``[..., n]``.
+      q: probabilities, broadcastable against ``p``.
+      axis: the event axis.
+      base: unit of the result (see :func:`entropy`); with ``base=2`` the
+        divergence lies in [0, 1].
+      where: events to include.
+
+    Returns:
+      The divergence, with the batch shape; always finite.
+
+    Example:
+      >>> import jaxent as je
+      >>> print(f"{float(je.js_divergence([1.0, 0.0], [0.0, 1.0], base=2)):.1f}")
+      1.0
+    """
+    p, q, axis, where, dtype = _two(p, q, axis, where)
+    m = (p + q) / 2
+    half = (p - q) / 2
+    terms = nx.kl_term(p, m, half) + nx.kl_term(q, m, -half)
+    return nx.to_units(nx.masked_sum(terms, where, axis) / 2, base).astype(dtype)
+
+
+def _renyi_sum_near_one(logp: jax.Array, beta: jax.Array, p: jax.Array, keep: jax.Array):
+    """``log(sum p^alpha) / (1 - alpha)`` near ``alpha = 1`` (``beta = alpha - 1``).
+
+    With ``U = sum p log p exprel(beta log p) = (sum p^alpha - 1)/beta`` (for a
+    normalized ``p``) the value is ``-U log1p(beta U)/(beta U)``: continuous and
+    smooth through ``alpha = 1``, where it is the Shannon entropy ``-U``.
+    """
+    terms = jnp.where(keep, p * logp * nx.exprel(beta * logp), 0)
+    u = jnp.sum(terms, axis=-1)
+    b = beta[..., 0]
+    return -u * nx.log1prel(b * u)
+
+
+@expects(p="probs")
+def renyi_entropy(
+    p: ArrayLike,
+    alpha: ArrayLike,
+    *,
+    axis: int = -1,
+    base: Base = None,
+    where: ArrayLike | None = None,
+) -> jax.Array:
+    r"""Rényi entropy of order ``alpha``.
+
+    .. math:: H_\alpha(p) = \frac{1}{1 - \alpha} \log \sum_{i: p_i > 0} p_i^\alpha
+
+    Limits: ``alpha = 1`` is the Shannon entropy, ``alpha = 0`` the log of the
+    support size (Hartley), ``alpha = inf`` the min-entropy ``-log max p``. Near
+    ``alpha = 1`` the value is computed from an expansion that is continuous and
+    differentiable in ``alpha`` (it assumes ``sum p = 1``); elsewhere from an
+    accurate log-sum-exp of ``alpha log p``.
+
+    Args:
+      p: probabilities, ``[..., n]``.
+      alpha: order(s) >= 0, broadcastable against the batch shape (``p``'s shape
+        without ``axis``); ``jnp.inf`` allowed.
+      axis: the event axis.
+      base: unit of the result (see :func:`entropy`).
+      where: events to include.
+
+    Returns:
+      The entropy, with the broadcast batch shape.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> import jaxent as je
+      >>> p = jnp.array([0.5, 0.25, 0.25, 0.0])
+      >>> print(je.renyi_entropy(p, jnp.array([0.0, 1.0, 2.0, jnp.inf]), base=2))
+      [1.5849625 1.5       1.4150375 1.       ]
+    """
+    (p,), dtype = nx.promote(p)
+    (p,), axis, where = nx.broadcast_events(axis, where, p=p)
+    alpha, (p,), where = nx.with_param(alpha, "alpha", [p], axis, where)
+    keep = p > 0 if where is None else (p > 0) & where
+    logp = jnp.log(jnp.where(keep, p, 1))
+    beta = alpha - 1
+    near = jnp.abs(beta) < _NEAR_ONE
+    shannon_like = _renyi_sum_near_one(logp, jnp.where(near, beta, 0), p, keep)
+    far_alpha = jnp.where(near | jnp.isinf(alpha), 2, alpha)
+    far = nx.logsumexp(far_alpha * logp, axis=-1, where=keep) / (1 - far_alpha[..., 0])
+    min_entropy = -jnp.max(jnp.where(keep, logp, -jnp.inf), axis=-1)
+    h = jnp.where(near[..., 0], shannon_like, far)
+    h = jnp.where(jnp.isinf(alpha[..., 0]), min_entropy, h)
+    return nx.to_units(h, base).astype(dtype)
+
+
+@expects(p="probs", q="probs")
+def renyi_divergence(
+    p: ArrayLike,
+    q: ArrayLike,
+    alpha: ArrayLike,
+    *,
+    axis: int = -1,
+    base: Base = None,
+    where: ArrayLike | None = None,
+) -> jax.Array:
+    r"""Rényi divergence of order ``alpha`` of ``q`` from ``p``.
+
+    .. math:: D_\alpha(p \| q) = \frac{1}{\alpha - 1}
+       \log \sum_{i: p_i > 0} p_i^\alpha q_i^{1 - \alpha}
+
+    ``alpha = 1`` is the KL divergence (continuous there: near 1 the value comes
+    from an expansion in ``alpha - 1`` that assumes ``sum p = 1``), ``alpha = inf``
+    is ``log max p/q``.
+
+    Args:
+      p: probabilities, ``[..., n]``.
+      q: probabilities, broadcastable against ``p``.
+      alpha: order(s) >= 0, broadcastable against the batch shape.
+      axis: the event axis.
+      base: unit of the result (see :func:`entropy`).
+      where: events to include.
+
+    Returns:
+      The divergence, with the broadcast batch shape; ``+inf`` for ``alpha >= 1``
+      when some ``p_i > 0`` has ``q_i = 0``.
+
+    Example:
+      >>> import jaxent as je
+      >>> print(f"{float(je.renyi_divergence([0.5, 0.5], [0.25, 0.75], 1.0)):.4f}")
+      0.1438
+      >>> print(f"{float(je.renyi_divergence([0.5, 0.5], [0.25, 0.75], 2.0)):.4f}")
+      0.2877
+    """
+    p, q, axis, where, dtype = _two(p, q, axis, where)
+    alpha, (p, q), where = nx.with_param(alpha, "alpha", [p, q], axis, where)
+    support = p > 0 if where is None else (p > 0) & where
+    mismatch = support & (q == 0)
+    keep = support & ~mismatch
+    log_ratio = jnp.log(jnp.where(keep, p, 1)) - jnp.log(jnp.where(keep, q, 1))
+    beta = alpha - 1
+    near = jnp.abs(beta) < _NEAR_ONE
+    b = jnp.where(near, beta, 0)
+    # (sum p (p/q)^beta - sum p) / beta; a mismatched event adds -p/beta when beta < 0.
+    terms = jnp.where(keep, p * log_ratio * nx.exprel(b * log_ratio), 0)
+    terms = terms + jnp.where(mismatch, -p / jnp.where(b < 0, b, -1), 0)
+    v = jnp.sum(terms, axis=-1)
+    near_value = v * nx.log1prel(b[..., 0] * v)
+    fa = jnp.where(near | jnp.isinf(alpha), 2, alpha)
+    log_p = jnp.log(jnp.where(keep, p, 1))
+    far = nx.logsumexp(log_p + (fa - 1) * log_ratio, axis=-1, where=keep) / (fa[..., 0] - 1)
+    max_ratio = jnp.max(jnp.where(keep, log_ratio, -jnp.inf), axis=-1)
+    d = jnp.where(near[..., 0], near_value, far)
+    d = jnp.where(jnp.isinf(alpha[..., 0]), max_ratio, d)
+    d = jnp.where(jnp.any(mismatch, axis=-1) & (alpha[..., 0] >= 1), jnp.inf, d)
+    return nx.to_units(d, base).astype(dtype)
+
+
+@expects(p="probs")
+def tsallis_entropy(
+    p: ArrayLike, alpha: ArrayLike, *, axis: int = -1, where: ArrayLike | None = None
+) -> jax.Array:
+    r"""Tsallis entropy of order ``alpha`` (nats; no ``base``).
+
+    .. math:: S_\alpha(p) = \frac{1 - \sum_{i: p_i > 0} p_i^\alpha}{\alpha - 1}
+
+    Evaluated as :math:`-\sum_i p_i \log p_i \,\mathrm{exprel}((\alpha - 1)\log p_i)`
+    (equal for normalized ``p``), which is continuous at ``alpha = 1`` where it
+    is the Shannon entropy.
+
+    Args:
+      p: probabilities, ``[..., n]``.
+      alpha: order(s), broadcastable against the batch shape.
+      axis: the event axis.
+      where: events to include.
+
+    Returns:
+      The entropy, with the broadcast batch shape.
+
+    Example:
+      >>> import jaxent as je
+      >>> print(f"{float(je.tsallis_entropy([0.5, 0.5], 2.0)):.2f}")
+      0.50
+    """
+    (p,), dtype = nx.promote(p)
+    (p,), axis, where = nx.broadcast_events(axis, where, p=p)
+    alpha, (p,), where = nx.with_param(alpha, "alpha", [p], axis, where)
+    keep = p > 0 if where is None else (p > 0) & where
+    logp = jnp.log(jnp.where(keep, p, 1))
+    terms = jnp.where(keep, p * logp * nx.exprel((alpha - 1) * logp), 0)
+    return jnp.sum(-terms, axis=-1).astype(dtype)
+
+
+@expects(p="probs", q="probs")
+def total_variation(
+    p: ArrayLike, q: ArrayLike, *, axis: int = -1, where: ArrayLike | None = None
+) -> jax.Array:
+    r"""Total variation distance.
+
+    .. math:: \mathrm{TV}(p, q) = \tfrac12 \sum_i |p_i - q_i|
+
+    Args:
+      p: probabilities, ``[..., n]``.
+      q: probabilities, broadcastable against ``p``.
+      axis: the event axis.
+      where: events to include.
+
+    Returns:
+      The distance in [0, 1], with the batch shape.
+
+    Example:
+      >>> import jaxent as je
+      >>> print(f"{float(je.total_variation([0.5, 0.5], [0.7, 0.3])):.2f}")
+      0.20
+    """
+    p, q, axis, where, dtype = _two(p, q, axis, where)
+    return (nx.masked_sum(jnp.abs(p - q), where, axis) / 2).astype(dtype)
+
+
+@expects(p="probs", q="probs")
+def hellinger_distance(
+    p: ArrayLike, q: ArrayLike, *, axis: int = -1, where: ArrayLike | None = None
+) -> jax.Array:
+    r"""Hellinger distance.
+
+    .. math:: H(p, q) = \sqrt{\tfrac12 \sum_i (\sqrt{p_i} - \sqrt{q_i})^2}
+
+    Gradients are finite everywhere: at ``p_i = 0`` and at ``p = q`` (where the
+    square roots are not differentiable) the derivative is taken as 0.
+
+    Args:
+      p: probabilities, ``[..., n]``.
+      q: probabilities, broadcastable against ``p``.
+      axis: the event axis.
+      where: events to include.
+
+    Returns:
+      The distance in [0, 1], with the batch shape.
+
+    Example:
+      >>> import jaxent as je
+      >>> print(f"{float(je.hellinger_distance([1.0, 0.0], [0.0, 1.0])):.1f}")
+      1.0
+    """
+    p, q, axis, where, dtype = _two(p, q, axis, where)
+    s = nx.masked_sum((nx.safe_sqrt(p) - nx.safe_sqrt(q)) ** 2, where, axis) / 2
+    return nx.safe_sqrt(s).astype(dtype)

@@ -1,0 +1,133 @@
+"""Value checks: :func:`checked` runs a jaxent function under ``checkify``.
+
+Each public function declares what its array arguments hold with :func:`expects`
+(probability vectors, joint tables, probabilities in [0, 1], logits, samples);
+``checked(fn)`` turns those declarations into runtime checks that raise a
+``ValueError``-like ``checkify.JaxRuntimeError`` naming the problem.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import math
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from jax.experimental import checkify
+
+_KINDS = ("probs", "joint", "unit", "finite")
+
+
+def expects(**kinds: str) -> Callable[[Callable], Callable]:
+    """Declares what a function's array arguments hold, for :func:`checked`.
+
+    ``kinds`` maps argument names to ``"probs"`` (probability vectors along
+    ``axis``), ``"joint"`` (tables summing to 1 over their last two axes),
+    ``"unit"`` (probabilities in [0, 1], elementwise) or ``"finite"`` (no NaN:
+    logits, samples, parameters).
+    """
+    for name, kind in kinds.items():
+        if kind not in _KINDS:
+            raise ValueError(f"unknown kind {kind!r} for argument {name!r}")
+
+    def mark(fn: Callable) -> Callable:
+        fn._jaxent_expects = dict(kinds)
+        return fn
+
+    return mark
+
+
+def _declared(fn: Callable) -> tuple[Callable, dict[str, str]]:
+    inner = fn
+    while not hasattr(inner, "_jaxent_expects") and hasattr(inner, "__wrapped__"):
+        inner = inner.__wrapped__
+    if not hasattr(inner, "_jaxent_expects"):
+        raise TypeError(f"{getattr(fn, '__name__', fn)!r} is not a jaxent function checked() knows")
+    return inner, inner._jaxent_expects
+
+
+def default_tol(dtype: Any) -> float:
+    """Tolerance on ``|sum - 1|``: the square root of the dtype's machine epsilon."""
+    dtype = jnp.promote_types(dtype, jnp.float16)
+    return math.sqrt(float(jnp.finfo(dtype).eps))
+
+
+def _check(name: str, kind: str, x: jax.Array, axis: int, where: Any, tol: float | None) -> None:
+    x = jnp.asarray(x)
+    if not jnp.issubdtype(x.dtype, jnp.inexact):
+        x = x.astype(jnp.result_type(float))
+    checkify.check(~jnp.any(jnp.isnan(x)), f"{name} contains NaN")
+    if kind == "finite":
+        return
+    checkify.check(jnp.all(x >= 0), f"{name} has negative probabilities")
+    if kind == "unit":
+        checkify.check(jnp.all(x <= 1), f"{name} has probabilities greater than 1")
+        return
+    t = default_tol(x.dtype) if tol is None else tol
+    x32 = x.astype(jnp.promote_types(x.dtype, jnp.float32))
+    if kind == "probs":
+        kept = x32 if where is None else jnp.where(where, x32, 0)
+        total = jnp.sum(kept, axis=axis)
+        msg = f"{name} has rows along axis {axis} that do not sum to 1 (tolerance {t:.3g})"
+    else:
+        total = jnp.sum(x32, axis=(-2, -1))
+        msg = f"{name} has joint tables (last two axes) that do not sum to 1 (tolerance {t:.3g})"
+    checkify.check(jnp.all(jnp.abs(total - 1) <= t), msg)
+
+
+def checked(fn: Callable, *, tol: float | None = None) -> Callable:
+    """Returns ``fn`` with value checks on its inputs, raising on bad values.
+
+    The returned function has ``fn``'s signature. It runs ``fn`` (jitted or not)
+    under :mod:`jax.experimental.checkify`, compiled, after checking each array
+    argument for what ``fn`` declares it holds: no NaN anywhere; probabilities
+    non-negative; probability vectors summing to 1 along ``axis`` (over the
+    entries ``where`` keeps); joint tables summing to 1 over their last two axes;
+    elementwise probabilities at most 1. Call it from Python, not from inside
+    another ``jax.jit``: checkify cannot raise there.
+
+    Args:
+      fn: a public jaxent function (or ``jax.jit`` of one).
+      tol: tolerance on ``|sum - 1|``; default ``sqrt(eps)`` of the input's dtype
+        (3.5e-4 for float32, 1.5e-8 for float64, 0.031 for float16).
+
+    Returns:
+      The checked function. It raises ``checkify.JaxRuntimeError`` (a
+      ``ValueError``) whose message names the argument and the problem.
+
+    Example:
+      >>> import jaxent as je
+      >>> safe_kl = je.checked(je.kl_divergence)
+      >>> print(f"{float(safe_kl([0.5, 0.5], [0.25, 0.75])):.4f}")
+      0.1438
+      >>> safe_kl([0.5, 0.6], [0.25, 0.75])
+      Traceback (most recent call last):
+      ...
+      jax._src.checkify.JaxRuntimeError: p has rows along axis -1 that do not sum to 1 (tolerance 0.000345)...
+    """
+    inner, kinds = _declared(fn)
+    sig = inspect.signature(inner)
+    arrays = [n for n in sig.parameters if n in kinds or n in ("alpha", "where")]
+
+    @functools.wraps(inner)
+    def run(*args, **kwargs):
+        bound = sig.bind(*args, **kwargs)
+        bound.apply_defaults()
+        dynamic = {n: bound.arguments[n] for n in arrays if bound.arguments[n] is not None}
+        static = {n: v for n, v in bound.arguments.items() if n not in dynamic}
+        axis = static.get("axis", -1)
+
+        def body(dyn):
+            for name, kind in kinds.items():
+                if name in dyn:
+                    _check(name, kind, dyn[name], axis, dyn.get("where"), tol)
+            return fn(**dyn, **static)
+
+        err, out = jax.jit(checkify.checkify(body))(dynamic)
+        err.throw()
+        return out
+
+    return run

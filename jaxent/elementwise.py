@@ -1,0 +1,112 @@
+"""Elementwise measures of Bernoulli variables (probabilities in [0, 1])."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from jax.typing import ArrayLike
+
+from jaxent import _numerics as nx
+from jaxent._numerics import Base
+from jaxent.checks import expects
+
+
+@expects(p="unit")
+def surprisal(p: ArrayLike, *, base: Base = None) -> jax.Array:
+    r"""Self-information of an event of probability ``p``.
+
+    .. math:: h(p) = -\log p
+
+    Args:
+      p: probabilities, any shape.
+      base: unit of the result: ``None``/``"nats"``, ``2``/``"bits"``,
+        ``10``/``"bans"`` or any positive number.
+
+    Returns:
+      ``-log p`` with the shape of ``p``; ``+inf`` where ``p == 0``.
+
+    Example:
+      >>> import jaxent as je
+      >>> print(je.surprisal([0.5, 0.25, 1.0], base=2))
+      [1. 2. 0.]
+    """
+    (p,), dtype = nx.promote(p)
+    return nx.to_units(0 - jnp.log(p), base).astype(dtype)  # +0.0 at p = 1
+
+
+@expects(p="unit")
+def binary_entropy(p: ArrayLike, *, base: Base = None) -> jax.Array:
+    r"""Entropy of a Bernoulli variable with success probability ``p``.
+
+    .. math:: H(p) = -p \log p - (1 - p) \log(1 - p)
+
+    ``log(1 - p)`` is computed as ``log1p(-p)``, so tiny ``p`` (1e-30) keeps its
+    precision; ``H(0) = H(1) = 0`` exactly.
+
+    Args:
+      p: probabilities, any shape.
+      base: unit of the result (see :func:`surprisal`).
+
+    Returns:
+      The entropy, with the shape of ``p``.
+
+    Example:
+      >>> import jaxent as je
+      >>> print(je.binary_entropy([0.5, 1.0, 0.0], base="bits"))
+      [1. 0. 0.]
+    """
+    (p,), dtype = nx.promote(p)
+    h = 0 - nx.xlogy(p, p) - nx.xlog1my(1 - p, p)  # 0 - ...: H(1) is +0.0, not -0.0
+    return nx.to_units(h, base).astype(dtype)
+
+
+@expects(p="unit", q="unit")
+def binary_cross_entropy(p: ArrayLike, q: ArrayLike, *, base: Base = None) -> jax.Array:
+    r"""Cross-entropy of Bernoulli(``q``) relative to Bernoulli(``p``).
+
+    .. math:: H(p, q) = -p \log q - (1 - p) \log(1 - q)
+
+    Args:
+      p: true probabilities.
+      q: model probabilities, broadcastable against ``p``.
+      base: unit of the result (see :func:`surprisal`).
+
+    Returns:
+      The cross-entropy, with the broadcast shape; ``+inf`` where ``q`` puts
+      probability 0 on an outcome that ``p`` makes possible.
+
+    Example:
+      >>> import jaxent as je
+      >>> print(f"{float(je.binary_cross_entropy(0.5, 0.7, base=2)):.5f}")
+      1.12577
+    """
+    (p, q), dtype = nx.promote(p, q)
+    h = 0 - nx.xlogy(p, q) - nx.xlog1my(1 - p, q)
+    return nx.to_units(h, base).astype(dtype)
+
+
+@expects(p="unit", q="unit")
+def binary_kl_divergence(p: ArrayLike, q: ArrayLike, *, base: Base = None) -> jax.Array:
+    r"""Kullback–Leibler divergence of Bernoulli(``q``) from Bernoulli(``p``).
+
+    .. math:: D(p \| q) = p \log\frac{p}{q} + (1 - p) \log\frac{1 - p}{1 - q}
+
+    Evaluated as a sum of two non-negative terms ``t(p, q) + t(1-p, 1-q)`` with
+    ``t(a, b) = a log(a/b) - a + b``, each accurate when ``p`` is close to ``q``.
+
+    Args:
+      p: true probabilities.
+      q: model probabilities, broadcastable against ``p``.
+      base: unit of the result (see :func:`surprisal`).
+
+    Returns:
+      The divergence (>= 0), with the broadcast shape; ``+inf`` on support mismatch.
+
+    Example:
+      >>> import jaxent as je
+      >>> print(f"{float(je.binary_kl_divergence(0.5, 0.7, base=2)):.5f}")
+      0.12577
+    """
+    (p, q), dtype = nx.promote(p, q)
+    d = nx.kl_term(p, q, p - q) + nx.kl_term(1 - p, 1 - q, q - p)
+    return nx.to_units(d, base).astype(dtype)

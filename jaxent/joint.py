@@ -1,0 +1,203 @@
+"""Measures of joint distributions ``pxy[..., i, j] = P(X = i, Y = j)``.
+
+X runs along axis -2, Y along axis -1; leading axes are batch axes. Marginals are
+sums of the table; nothing is normalized.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import jax
+import jax.numpy as jnp
+from jax.typing import ArrayLike
+
+from jaxent import _numerics as nx
+from jaxent._numerics import Base
+from jaxent.categorical import kl_divergence
+from jaxent.checks import expects
+
+
+def _table(pxy: ArrayLike) -> tuple[jax.Array, jnp.dtype]:
+    (pxy,), dtype = nx.promote(pxy)
+    if pxy.ndim < 2:
+        raise ValueError(f"pxy must have at least two axes (X, Y); got shape {pxy.shape}")
+    return pxy, dtype
+
+
+def _conditional(pxy: jax.Array) -> jax.Array:
+    """H(Y | X) in nats as ``-sum p(x,y) log p(y|x)``: non-negative terms, no cancellation."""
+    px = jnp.sum(pxy, axis=-1, keepdims=True)
+    p_y_given_x = pxy / jnp.where(px > 0, px, 1)
+    return jnp.sum(-nx.xlogy(pxy, p_y_given_x), axis=(-2, -1))
+
+
+@expects(pxy="joint")
+def joint_entropy(pxy: ArrayLike, *, base: Base = None) -> jax.Array:
+    r"""Joint entropy of X and Y.
+
+    .. math:: H(X, Y) = -\sum_{x, y} p(x, y) \log p(x, y)
+
+    Args:
+      pxy: joint probabilities ``[..., nx, ny]``.
+      base: unit of the result (see :func:`jaxent.entropy`).
+
+    Returns:
+      The entropy, with shape ``pxy.shape[:-2]``.
+
+    Example:
+      >>> import jaxent as je
+      >>> print(je.joint_entropy([[0.25, 0.25], [0.25, 0.25]], base=2))
+      2.0
+    """
+    pxy, dtype = _table(pxy)
+    h = jnp.sum(-nx.xlogy(pxy, pxy), axis=(-2, -1))
+    return nx.to_units(h, base).astype(dtype)
+
+
+@expects(pxy="joint")
+def conditional_entropy(pxy: ArrayLike, *, base: Base = None) -> jax.Array:
+    r"""Conditional entropy of Y given X.
+
+    .. math:: H(Y \mid X) = -\sum_{x, y} p(x, y) \log \frac{p(x, y)}{p(x)}
+
+    Args:
+      pxy: joint probabilities ``[..., nx, ny]`` (X along -2, Y along -1).
+      base: unit of the result (see :func:`jaxent.entropy`).
+
+    Returns:
+      ``H(Y|X)``, with shape ``pxy.shape[:-2]``.
+
+    Example:
+      >>> import jaxent as je
+      >>> print(je.conditional_entropy([[0.5, 0.0], [0.25, 0.25]], base=2))
+      0.5
+    """
+    pxy, dtype = _table(pxy)
+    return nx.to_units(_conditional(pxy), base).astype(dtype)
+
+
+@expects(pxy="joint")
+def mutual_information(pxy: ArrayLike, *, base: Base = None) -> jax.Array:
+    r"""Mutual information of X and Y.
+
+    .. math:: I(X; Y) = \sum_{x, y} p(x, y) \log \frac{p(x, y)}{p(x)\,p(y)}
+       = D(p_{XY} \| p_X \otimes p_Y)
+
+    Computed as that KL divergence, so it keeps its precision for nearly
+    independent variables and is 0 (to rounding) under independence.
+
+    Args:
+      pxy: joint probabilities ``[..., nx, ny]``.
+      base: unit of the result (see :func:`jaxent.entropy`).
+
+    Returns:
+      ``I(X;Y)``, with shape ``pxy.shape[:-2]``.
+
+    Example:
+      >>> import jaxent as je
+      >>> print(je.mutual_information([[0.5, 0.0], [0.0, 0.5]], base=2))
+      1.0
+    """
+    pxy, dtype = _table(pxy)
+    product = jnp.sum(pxy, axis=-1, keepdims=True) * jnp.sum(pxy, axis=-2, keepdims=True)
+    flat = pxy.shape[:-2] + (-1,)
+    mi = kl_divergence(pxy.reshape(flat), product.reshape(flat))
+    return nx.to_units(mi, base).astype(dtype)
+
+
+@expects(pxy="joint")
+def pointwise_mutual_information(pxy: ArrayLike, *, base: Base = None) -> jax.Array:
+    r"""Pointwise mutual information of every cell of the table.
+
+    .. math:: \mathrm{pmi}(x, y) = \log \frac{p(x, y)}{p(x)\,p(y)}
+
+    Args:
+      pxy: joint probabilities ``[..., nx, ny]``.
+      base: unit of the result (see :func:`jaxent.entropy`).
+
+    Returns:
+      An array with the shape of ``pxy``; ``-inf`` wherever ``p(x, y) = 0``.
+
+    Example:
+      >>> import jaxent as je
+      >>> print(je.pointwise_mutual_information([[0.5, 0.0], [0.0, 0.5]], base=2))
+      [[  1. -inf]
+       [-inf   1.]]
+    """
+    pxy, dtype = _table(pxy)
+    px = jnp.sum(pxy, axis=-1, keepdims=True)
+    py = jnp.sum(pxy, axis=-2, keepdims=True)
+    live = pxy > 0
+    ratio = jnp.where(live, pxy, 1) / jnp.where(live, px, 1) / jnp.where(live, py, 1)
+    pmi = jnp.where(live, jnp.log(ratio), -jnp.inf)
+    return nx.to_units(pmi, base).astype(dtype)
+
+
+@expects(pxy="joint")
+def variation_of_information(pxy: ArrayLike, *, base: Base = None) -> jax.Array:
+    r"""Variation of information, a metric between the two variables.
+
+    .. math:: \mathrm{VI}(X; Y) = H(X \mid Y) + H(Y \mid X)
+
+    Args:
+      pxy: joint probabilities ``[..., nx, ny]``.
+      base: unit of the result (see :func:`jaxent.entropy`).
+
+    Returns:
+      ``VI``, with shape ``pxy.shape[:-2]``.
+
+    Example:
+      >>> import jaxent as je
+      >>> print(je.variation_of_information([[0.25, 0.25], [0.25, 0.25]], base=2))
+      2.0
+    """
+    pxy, dtype = _table(pxy)
+    vi = _conditional(pxy) + _conditional(jnp.swapaxes(pxy, -1, -2))
+    return nx.to_units(vi, base).astype(dtype)
+
+
+_AVERAGES = ("arithmetic", "geometric", "min", "max")
+
+
+@expects(pxy="joint")
+def normalized_mutual_information(
+    pxy: ArrayLike,
+    *,
+    average: Literal["arithmetic", "geometric", "min", "max"] = "arithmetic",
+) -> jax.Array:
+    r"""Mutual information normalized by a mean of the marginal entropies.
+
+    .. math:: \mathrm{NMI} = \frac{I(X; Y)}{\operatorname{mean}(H(X), H(Y))}
+
+    ``average`` has scikit-learn's meanings (``normalized_mutual_info_score``'s
+    ``average_method``); as there, two constant variables give 1 and a zero
+    denominator otherwise gives 0. Unitless, so no ``base``.
+
+    Args:
+      pxy: joint probabilities ``[..., nx, ny]``.
+      average: ``"arithmetic"``, ``"geometric"``, ``"min"`` or ``"max"``.
+
+    Returns:
+      NMI in [0, 1], with shape ``pxy.shape[:-2]``.
+
+    Example:
+      >>> import jaxent as je
+      >>> print(je.normalized_mutual_information([[0.5, 0.0], [0.0, 0.5]]))
+      1.0
+    """
+    if average not in _AVERAGES:
+        raise ValueError(f"average must be one of {_AVERAGES}; got {average!r}")
+    pxy, dtype = _table(pxy)
+    hx = jnp.sum(-nx.xlogy(px := jnp.sum(pxy, axis=-1), px), axis=-1)
+    hy = jnp.sum(-nx.xlogy(py := jnp.sum(pxy, axis=-2), py), axis=-1)
+    den = {
+        "arithmetic": lambda: (hx + hy) / 2,
+        "geometric": lambda: nx.safe_sqrt(hx * hy),
+        "min": lambda: jnp.minimum(hx, hy),
+        "max": lambda: jnp.maximum(hx, hy),
+    }[average]()
+    mi = mutual_information(pxy)
+    nmi = jnp.where(den > 0, mi / jnp.where(den > 0, den, 1), 0)
+    nmi = jnp.where((hx == 0) & (hy == 0), 1, nmi)
+    return nmi.astype(dtype)
