@@ -42,7 +42,7 @@ def expects(**kinds: str) -> Callable[[Callable], Callable]:
 
 def _declared(fn: Callable) -> tuple[Callable, dict[str, str]]:
     inner = fn
-    while not hasattr(inner, "_jaxent_expects") and hasattr(inner, "__wrapped__"):
+    while hasattr(inner, "__wrapped__"):  # jax.jit and functools.wraps wrappers
         inner = inner.__wrapped__
     if not hasattr(inner, "_jaxent_expects"):
         raise TypeError(f"{getattr(fn, '__name__', fn)!r} is not a jaxent function checked() knows")
@@ -124,7 +124,7 @@ def checked(fn: Callable, *, tol: float | None = None) -> Callable:
             for name, kind in kinds.items():
                 if name in dyn:
                     _check(name, kind, dyn[name], axis, dyn.get("where"), tol)
-            return fn(**dyn, **static)
+            return inner(**dyn, **static)  # inner: fn without its jit, static args stay static
 
         err, out = jax.jit(checkify.checkify(body))(dynamic)
         err.throw()

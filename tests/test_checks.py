@@ -1,0 +1,78 @@
+"""je.checked: value errors raised with a message naming the problem."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.experimental import checkify
+
+import jaxent as je
+
+P = jnp.array([[0.2, 0.8], [0.5, 0.5]])
+Q = jnp.array([[0.4, 0.6], [0.9, 0.1]])
+
+
+@pytest.mark.parametrize("wrap", [lambda f: f, jax.jit], ids=["plain", "jitted"])
+def test_valid_input_passes_through(wrap):
+    safe = je.checked(wrap(je.kl_divergence))
+    np.testing.assert_allclose(safe(P, Q), je.kl_divergence(P, Q))
+    np.testing.assert_allclose(safe(P, Q, base=2), je.kl_divergence(P, Q, base=2))
+
+
+@pytest.mark.parametrize("wrap", [lambda f: f, jax.jit], ids=["plain", "jitted"])
+@pytest.mark.parametrize(
+    "p, message",
+    [
+        (jnp.array([[-0.2, 1.2], [0.5, 0.5]]), "p has negative probabilities"),
+        (jnp.array([[0.2, 0.7], [0.5, 0.5]]), "p has rows along axis -1 that do not sum to 1"),
+        (jnp.array([[jnp.nan, 0.8], [0.5, 0.5]]), "p contains NaN"),
+    ],
+)
+def test_bad_probabilities_raise(wrap, p, message):
+    with pytest.raises(checkify.JaxRuntimeError, match=message):
+        je.checked(wrap(je.kl_divergence))(p, Q)
+    with pytest.raises(ValueError, match=message):  # JaxRuntimeError is a ValueError
+        je.checked(wrap(je.entropy))(p)
+
+
+def test_second_argument_is_named():
+    with pytest.raises(ValueError, match="q has rows"):
+        je.checked(je.cross_entropy)(P, Q * 2)
+
+
+def test_axis_and_where_are_respected():
+    p = jnp.array([[0.2, 0.5], [0.8, 0.5]])  # columns sum to 1
+    je.checked(je.entropy)(p, axis=0)
+    with pytest.raises(ValueError, match="axis -1"):
+        je.checked(je.entropy)(p)
+    masked = jnp.array([0.3, 0.7, 5.0])
+    je.checked(je.entropy)(masked, where=jnp.array([True, True, False]))
+
+
+def test_tolerance_is_documented_and_adjustable():
+    p = jnp.array([0.5, 0.5 + 1e-3])
+    with pytest.raises(ValueError, match="tolerance"):
+        je.checked(je.entropy)(p)
+    je.checked(je.entropy, tol=1e-2)(p)
+    # float32 default tolerance: sqrt(eps) ~ 3.5e-4, so rounding noise passes.
+    je.checked(je.entropy)(jnp.full(10, 0.1, jnp.float32))
+
+
+def test_other_kinds():
+    with pytest.raises(ValueError, match="greater than 1"):
+        je.checked(je.binary_entropy)(jnp.array([0.5, 1.5]))
+    with pytest.raises(ValueError, match="joint tables"):
+        je.checked(je.mutual_information)(jnp.array([[0.5, 0.5], [0.5, 0.5]]))
+    with pytest.raises(ValueError, match="logits contains NaN"):
+        je.checked(je.entropy_from_logits)(jnp.array([0.0, jnp.nan]))
+    with pytest.raises(ValueError, match="p has negative"):
+        je.checked(je.renyi_entropy)(jnp.array([-0.5, 1.5]), 2.0)
+    np.testing.assert_allclose(
+        je.checked(je.renyi_entropy)(P, jnp.array([0.5, 2.0])),
+        je.renyi_entropy(P, jnp.array([0.5, 2.0])),
+    )
+
+
+def test_unknown_function_is_rejected():
+    with pytest.raises(TypeError, match="not a jaxent function"):
+        je.checked(jnp.sum)
