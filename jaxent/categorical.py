@@ -338,8 +338,11 @@ def tsallis_entropy(
     alpha, (p,), where = nx.with_param(alpha, "alpha", [p], axis, where)
     keep = p > 0 if where is None else (p > 0) & where
     logp = jnp.log(jnp.where(keep, p, 1))
-    terms = jnp.where(keep, p * logp * nx.exprel((alpha - 1) * logp), 0)
-    return jnp.sum(-terms, axis=-1).astype(dtype)
+    finite = jnp.isfinite(alpha)
+    beta = jnp.where(finite, alpha, 2) - 1
+    terms = jnp.where(keep, p * logp * nx.exprel(beta * logp), 0)
+    # alpha = inf: (1 - sum p^alpha) / (alpha - 1) -> 0.
+    return jnp.where(finite[..., 0], jnp.sum(-terms, axis=-1), 0).astype(dtype)
 
 
 @expects(p="probs", q="probs")

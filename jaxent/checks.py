@@ -18,6 +18,8 @@ import jax
 import jax.numpy as jnp
 from jax.experimental import checkify
 
+__all__ = ["checked"]
+
 _KINDS = ("probs", "joint", "unit", "finite")
 
 

@@ -84,8 +84,9 @@ def mutual_information(pxy: ArrayLike, *, base: Base = None) -> jax.Array:
     .. math:: I(X; Y) = \sum_{x, y} p(x, y) \log \frac{p(x, y)}{p(x)\,p(y)}
        = D(p_{XY} \| p_X \otimes p_Y)
 
-    Computed as that KL divergence, so it keeps its precision for nearly
-    independent variables and is 0 (to rounding) under independence.
+    Computed as :math:`\sum_x p(x)\, D(p(y \mid x) \| p(y))` with jaxent's KL, so
+    it keeps its precision for nearly independent variables, is 0 (to rounding)
+    under independence, and never forms a product of marginals that could underflow.
 
     Args:
       pxy: joint probabilities ``[..., nx, ny]``.
@@ -100,9 +101,11 @@ def mutual_information(pxy: ArrayLike, *, base: Base = None) -> jax.Array:
       1.0
     """
     pxy, dtype = _table(pxy)
-    product = jnp.sum(pxy, axis=-1, keepdims=True) * jnp.sum(pxy, axis=-2, keepdims=True)
-    flat = pxy.shape[:-2] + (-1,)
-    mi = kl_divergence(pxy.reshape(flat), product.reshape(flat))
+    # sum_x p(x) D(p(y|x) || p(y)): no product p(x) p(y) that could underflow.
+    px = jnp.sum(pxy, axis=-1)
+    py = jnp.sum(pxy, axis=-2, keepdims=True)
+    p_y_given_x = pxy / jnp.where(px > 0, px, 1)[..., None]
+    mi = jnp.sum(px * kl_divergence(p_y_given_x, py), axis=-1)
     return nx.to_units(mi, base).astype(dtype)
 
 

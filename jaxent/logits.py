@@ -42,8 +42,8 @@ def entropy_from_logits(
     """
     (logits,), dtype = nx.promote(logits)
     (logits,), axis, where = nx.broadcast_events(axis, where, logits=logits)
-    log_q = nx.log_softmax(logits, axis=axis, where=where)
-    h = jnp.sum(-nx.exp_mul(log_q), axis=axis)
+    log_q, log_q_err = nx.log_softmax_split(logits, axis=axis, where=where)
+    h = jnp.sum(-nx.exp_mul(log_q, log_q_err), axis=axis)
     return nx.to_units(h, base).astype(dtype)
 
 
@@ -120,14 +120,22 @@ def kl_divergence_from_logits(
     """
     (zp, zq), dtype = nx.promote(p_logits, q_logits)
     (zp, zq), axis, where = nx.broadcast_events(axis, where, p_logits=zp, q_logits=zq)
-    log_p = nx.log_softmax(zp, axis=axis, where=where)
+    log_p, log_p_err = nx.log_softmax_split(zp, axis=axis, where=where)
     log_q = nx.log_softmax(zq, axis=axis, where=where)
     live = jnp.isfinite(log_p) & jnp.isfinite(log_q)
-    lse_gap = nx.logsumexp(zp, axis=axis, where=where) - nx.logsumexp(zq, axis=axis, where=where)
-    lse_gap = jnp.expand_dims(jnp.where(jnp.isfinite(lse_gap), lse_gap, 0), axis)
-    t = jnp.where(live, (zq - zp) + lse_gap, 0)  # log Q - log P, accurately
-    big_p = jnp.exp(jnp.where(live, log_p, -jnp.inf))
+    big_p = jnp.exp(jnp.where(live, log_p, -jnp.inf)) * (1 + log_p_err)
     big_q = jnp.exp(jnp.where(live, log_q, -jnp.inf))
+    # t = log Q - log P = d - (lse(zq) - lse(zp)) with d = zq - zp. When every |d| < 1
+    # the gap is log(sum P e^d) = log1p(sum P expm1(d)), free of the rounding of two
+    # nearly equal log-sum-exps; otherwise it is their difference.
+    d = jnp.where(live, zq - zp, 0)
+    q_only = jnp.isneginf(log_p) & jnp.isfinite(log_q)  # mass the P-weighted sum misses
+    close = jnp.all((jnp.abs(d) < 1) & ~q_only, axis=axis, keepdims=True)
+    near_gap = jnp.log1p(jnp.sum(big_p * jnp.expm1(jnp.where(close, d, 0)), axis=axis,
+                                 keepdims=True))
+    lse_gap = nx.logsumexp(zq, axis=axis, where=where) - nx.logsumexp(zp, axis=axis, where=where)
+    far_gap = jnp.expand_dims(jnp.where(jnp.isfinite(lse_gap), lse_gap, 0), axis)
+    t = jnp.where(live, d - jnp.where(close, near_gap, far_gap), 0)
     near = jnp.abs(t) < 1
     far_t = jnp.where(near, 0, t)
     # P phi(t) = Q - P - P t; the series near 0 avoids the cancellation, and the
