@@ -30,4 +30,8 @@ from jaxent.logits import cross_entropy_from_logits as cross_entropy_from_logits
 from jaxent.logits import entropy_from_logits as entropy_from_logits
 from jaxent.logits import kl_divergence_from_logits as kl_divergence_from_logits
 
+# Higher layers, built on the measures above.
+from jaxent import logistic as logistic  # noqa: E402
+from jaxent import losses as losses  # noqa: E402
+
 __version__ = "0.1.0"
