@@ -145,6 +145,9 @@ def figures(probs: np.ndarray, y: np.ndarray, num_classes: int, base) -> dict[st
     onehot = jax.nn.one_hot(jnp.asarray(y), num_classes)
     empirical = jnp.mean(onehot, axis=0)
     mean_pred = jnp.mean(probs, axis=0)
+    # jaxent never normalizes for you: a float32 mean is off by rounding, and the exact
+    # KL of such an input can be a hair below 0, so normalize it here, explicitly.
+    mean_pred = mean_pred / jnp.sum(mean_pred)
     return {
         "cross-entropy": float(jnp.mean(je.cross_entropy(onehot, probs, base=base))),
         "entropy of predictions": float(jnp.mean(je.entropy(probs, base=base))),
