@@ -16,6 +16,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.experimental import checkify
 
 __all__ = ["checked"]
@@ -114,12 +115,9 @@ def checked(fn: Callable, *, tol: float | None = None) -> Callable:
     sig = inspect.signature(inner)
     arrays = [n for n in sig.parameters if n in kinds or n in ("alpha", "where")]
 
-    @functools.wraps(inner)
-    def run(*args, **kwargs):
-        bound = sig.bind(*args, **kwargs)
-        bound.apply_defaults()
-        dynamic = {n: bound.arguments[n] for n in arrays if bound.arguments[n] is not None}
-        static = {n: v for n, v in bound.arguments.items() if n not in dynamic}
+    @functools.lru_cache(maxsize=64)
+    def compiled(static_items: tuple) -> Callable:
+        static = dict(static_items)
         axis = static.get("axis", -1)
 
         def body(dyn):
@@ -128,7 +126,18 @@ def checked(fn: Callable, *, tol: float | None = None) -> Callable:
                     _check(name, kind, dyn[name], axis, dyn.get("where"), tol)
             return inner(**dyn, **static)  # inner: fn without its jit, static args stay static
 
-        err, out = jax.jit(checkify.checkify(body))(dynamic)
+        return jax.jit(checkify.checkify(body))
+
+    @functools.wraps(inner)
+    def run(*args, **kwargs):
+        bound = sig.bind(*args, **kwargs)
+        bound.apply_defaults()
+        dynamic = {
+            n: v for n, v in bound.arguments.items()
+            if v is not None and (n in arrays or isinstance(v, (jax.Array, np.ndarray)))
+        }
+        static = tuple((n, v) for n, v in bound.arguments.items() if n not in dynamic)
+        err, out = compiled(static)(dynamic)
         err.throw()
         return out
 

@@ -297,3 +297,28 @@ def test_works_inside_scan(rng):
     total, hs = jax.lax.scan(step, 0.0, (p, q))
     np.testing.assert_allclose(total, st.entropy(p, q, axis=-1).sum(), rtol=RTOL)
     np.testing.assert_allclose(hs, st.entropy(p, axis=-1), rtol=RTOL)
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.5, 1.0, 1.3, 2.0, np.inf])
+def test_renyi_and_tsallis_gradients_finite_with_zeros(alpha, rng):
+    p = np.concatenate([np.zeros((4, 1)), random_probs(rng, (4, 5))], axis=-1)
+    p[0] = [0, 0, 0, 0, 0, 1.0]  # a one-hot row
+    q = np.where(p > 0, np.maximum(random_probs(rng, (4, 6)), 0.01), 0.0)
+    fns = (
+        lambda p, q, a: je.renyi_entropy(p, a),
+        lambda p, q, a: je.renyi_divergence(p, q, a),
+        lambda p, q, a: je.tsallis_entropy(p, a),
+    )
+    for fn in fns:
+        grads = jax.grad(lambda p, q, a: jnp.sum(fn(p, q, a)), argnums=(0, 1, 2))(p, q, alpha)
+        chex.assert_tree_all_finite(grads)
+
+
+@pytest.mark.parametrize("alpha", [0.5, 1.0, 2.0])
+def test_check_grads_renyi_family(alpha, rng):
+    p, q = (x / x.sum(-1, keepdims=True) for x in rng.uniform(0.5, 1.5, (2, 3, 5)))
+    check_grads(lambda p: je.renyi_entropy(p, alpha), (p,), order=2, modes=["fwd", "rev"])
+    check_grads(lambda p, q: je.renyi_divergence(p, q, alpha), (p, q), order=2,
+                modes=["fwd", "rev"])
+    check_grads(lambda p: je.tsallis_entropy(p, alpha), (p,), order=2, modes=["fwd", "rev"])
+    check_grads(lambda a: je.renyi_divergence(p, q, a), (alpha,), order=1, modes=["fwd", "rev"])

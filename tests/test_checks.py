@@ -76,3 +76,19 @@ def test_other_kinds():
 def test_unknown_function_is_rejected():
     with pytest.raises(TypeError, match="not a jaxent function"):
         je.checked(jnp.sum)
+
+
+def test_array_options_and_repeated_calls():
+    safe = je.checked(je.losses.softmax_cross_entropy)
+    logits = jnp.array([[1.0, 2.0, 3.0]])
+    labels = jnp.array([[0.0, 0.0, 1.0]])
+    smoothing = jnp.array([[0.1]])
+    np.testing.assert_allclose(
+        safe(logits, labels, label_smoothing=smoothing),
+        je.losses.softmax_cross_entropy(logits, labels, label_smoothing=smoothing),
+    )
+    for _ in range(3):  # compiled once per set of static options, then reused
+        np.testing.assert_allclose(safe(logits, labels), je.losses.softmax_cross_entropy(
+            logits, labels))
+    with pytest.raises(ValueError, match="labels has negative"):
+        safe(logits, -labels)

@@ -133,3 +133,22 @@ def test_shift_invariance_and_vmap(rng):
 def test_shape_mismatch_names_the_shapes():
     with pytest.raises(ValueError, match=r"\(2, 3\).*\(2, 4\)"):
         je.cross_entropy_from_logits(jnp.ones((2, 3)) / 3, jnp.zeros((2, 4)))
+
+
+@pytest.mark.parametrize("dtype", [jnp.float16, jnp.bfloat16, jnp.float32])
+def test_half_precision_logits(dtype, rng):
+    z1, z2 = (jnp.asarray(a, dtype) for a in rng.normal(scale=3.0, size=(2, 4, 16)))
+    p = jnp.asarray(random_probs(rng, (4, 16)), dtype)
+    cases = {
+        "entropy": (je.entropy_from_logits, (z1,)),
+        "cross_entropy": (je.cross_entropy_from_logits, (p, z1)),
+        "kl": (je.kl_divergence_from_logits, (z1, z2)),
+    }
+    for name, (fn, args) in cases.items():
+        got = fn(*args)
+        assert got.dtype == dtype, name
+        ref = fn(*(np.asarray(a, np.float64) for a in args))  # same inputs, float64
+        # Computed in float32, rounded once to the output dtype.
+        rtol = 2 * float(jnp.finfo(dtype).eps) + 1e-6
+        np.testing.assert_allclose(np.asarray(got, np.float64), ref, rtol=rtol, atol=1e-6,
+                                   err_msg=name)
