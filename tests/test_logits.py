@@ -152,3 +152,19 @@ def test_half_precision_logits(dtype, rng):
         rtol = 2 * float(jnp.finfo(dtype).eps) + 1e-6
         np.testing.assert_allclose(np.asarray(got, np.float64), ref, rtol=rtol, atol=1e-6,
                                    err_msg=name)
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e30])
+def test_second_order_finite_with_masks(scale):
+    z = jnp.array([2.0, -jnp.inf, 0.5, -1.0]) * jnp.array([scale, 1.0, 1.0, scale])
+    z2 = jnp.array([1.0, -jnp.inf, 0.0, -1.0])
+    p = jnp.array([0.2, 0.0, 0.3, 0.5])
+    fns = [
+        je.entropy_from_logits,
+        lambda z: je.cross_entropy_from_logits(p, z),
+        lambda z: je.kl_divergence_from_logits(z, z2),
+        lambda z: je.kl_divergence_from_logits(z2, z),
+    ]
+    for fn in fns:
+        chex.assert_tree_all_finite(jax.hessian(fn)(z))  # reverse over forward
+        chex.assert_tree_all_finite(jax.jacrev(jax.jacrev(fn))(z))
