@@ -105,6 +105,17 @@ def broadcast_events(
     return out, axis, broadcast_where(where, shape)
 
 
+def broadcast_all(**arrays: jax.Array) -> list[jax.Array]:
+    """Broadcasts named elementwise inputs together; raises naming the shapes."""
+    shapes = {n: jnp.shape(a) for n, a in arrays.items()}
+    try:
+        shape = jnp.broadcast_shapes(*shapes.values())
+    except ValueError as err:
+        described = ", ".join(f"{n} {s}" for n, s in shapes.items())
+        raise ValueError(f"input shapes do not broadcast: {described}") from err
+    return [jnp.broadcast_to(a, shape) for a in arrays.values()]
+
+
 def with_param(
     param: ArrayLike, name: str, arrays: list[jax.Array], axis: int, where: jax.Array | None
 ) -> tuple[jax.Array, list[jax.Array], jax.Array | None]:

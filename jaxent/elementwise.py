@@ -81,6 +81,7 @@ def binary_cross_entropy(p: ArrayLike, q: ArrayLike, *, base: Base = None) -> ja
       1.12577
     """
     (p, q), dtype = nx.promote(p, q)
+    p, q = nx.broadcast_all(p=p, q=q)
     h = 0 - nx.xlogy(p, q) - nx.xlog1my(1 - p, q)
     return nx.to_units(h, base).astype(dtype)
 
@@ -108,5 +109,6 @@ def binary_kl_divergence(p: ArrayLike, q: ArrayLike, *, base: Base = None) -> ja
       0.12577
     """
     (p, q), dtype = nx.promote(p, q)
+    p, q = nx.broadcast_all(p=p, q=q)
     d = nx.kl_term(p, q, p - q) + nx.kl_term(1 - p, 1 - q, q - p)
     return nx.to_units(d, base).astype(dtype)

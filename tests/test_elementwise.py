@@ -113,3 +113,9 @@ def test_dtype_is_kept(dtype):
     tiny = jnp.asarray(1e-4, dtype)
     ref = float(je.binary_entropy(np.float64(tiny)))
     np.testing.assert_allclose(float(je.binary_entropy(tiny)), ref, rtol=float(jnp.finfo(dtype).eps))
+
+
+def test_shape_mismatch_names_the_shapes():
+    for fn in (je.binary_cross_entropy, je.binary_kl_divergence):
+        with pytest.raises(ValueError, match=r"p \(3,\), q \(4,\)"):
+            jax.jit(fn)(jnp.full(3, 0.5), jnp.full(4, 0.5))

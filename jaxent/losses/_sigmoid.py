@@ -57,14 +57,7 @@ def sigmoid_binary_cross_entropy(
     labels = jnp.asarray(labels, logits.dtype)
     weight = jnp.ones((), logits.dtype) if pos_weight is None else pos_weight
     weight = jnp.asarray(weight, logits.dtype)
-    try:
-        shape = jnp.broadcast_shapes(logits.shape, labels.shape, weight.shape)
-    except ValueError as err:
-        raise ValueError(
-            f"logits, labels and pos_weight must broadcast; got shapes {logits.shape}, "
-            f"{labels.shape} and {weight.shape}"
-        ) from err
-    arrays = [jnp.broadcast_to(a, shape) for a in (logits, labels, weight)]
+    arrays = _numerics.broadcast_all(logits=logits, labels=labels, pos_weight=weight)
     (x, y, w), out_dtype = _numerics.promote(*arrays)
     # log(1 - sigmoid(x)) = log_sigmoid(-x), the latter more numerically stable
     positive = _numerics.xmul_log(w * y, jax.nn.log_sigmoid(x))
