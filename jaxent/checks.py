@@ -81,6 +81,17 @@ def _check(name: str, kind: str, x: jax.Array, axis: int, where: Any, tol: float
     checkify.check(jnp.all(jnp.abs(total - 1) <= t), msg)
 
 
+def _static_option(value: Any) -> bool:
+    """Hashable non-array options (``base``, ``axis``, ``num_classes``...) stay static."""
+    if isinstance(value, (jax.Array, np.ndarray)):
+        return False
+    try:
+        hash(value)
+    except TypeError:  # e.g. a dict of parameters: traced like an array
+        return False
+    return True
+
+
 def checked(fn: Callable, *, tol: float | None = None) -> Callable:
     """Returns ``fn`` with value checks on its inputs, raising on bad values.
 
@@ -134,7 +145,7 @@ def checked(fn: Callable, *, tol: float | None = None) -> Callable:
         bound.apply_defaults()
         dynamic = {
             n: v for n, v in bound.arguments.items()
-            if v is not None and (n in arrays or isinstance(v, (jax.Array, np.ndarray)))
+            if v is not None and (n in arrays or not _static_option(v))
         }
         static = tuple((n, v) for n, v in bound.arguments.items() if n not in dynamic)
         err, out = compiled(static)(dynamic)

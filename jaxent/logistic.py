@@ -14,6 +14,7 @@ import optax
 from jax.typing import ArrayLike, DTypeLike
 
 from jaxent import _numerics
+from jaxent.checks import expects
 from jaxent.losses import sigmoid_binary_cross_entropy, softmax_cross_entropy_with_integer_labels
 
 Params = dict[str, jax.Array]
@@ -77,6 +78,7 @@ def _logits(params: Params, x: ArrayLike) -> jax.Array:
     return z + jnp.broadcast_to(params["b"], z.shape)
 
 
+@expects(x="finite")
 def predict_proba(params: Params, x: ArrayLike) -> jax.Array:
     r"""Predicted probabilities.
 
@@ -122,6 +124,7 @@ def _check_labels(batch_shape: tuple[int, ...], y: jax.Array, binary: bool) -> j
     return y
 
 
+@expects(x="finite", y="finite")
 def loss(params: Params, x: ArrayLike, y: ArrayLike, *, l2: ArrayLike = 0.0) -> jax.Array:
     r"""The penalized training objective, in nats.
 
@@ -156,6 +159,7 @@ def loss(params: Params, x: ArrayLike, y: ArrayLike, *, l2: ArrayLike = 0.0) -> 
     return _objective(z, jnp.asarray(params["w"]), y, jnp.asarray(l2, z.dtype))
 
 
+@expects(x="finite", y="finite")
 def fit(
     x: ArrayLike,
     y: ArrayLike,

@@ -92,3 +92,18 @@ def test_array_options_and_repeated_calls():
             logits, labels))
     with pytest.raises(ValueError, match="labels has negative"):
         safe(logits, -labels)
+
+
+def test_logistic_inputs_are_checked():
+    x = jnp.array([[0.0, 1.0], [1.0, 0.0], [1.0, 1.0], [0.0, 0.0]])
+    y = jnp.array([0.0, 1.0, 1.0, 0.0])
+    params, losses = je.checked(je.logistic.fit)(x, y, l2=0.1)
+    want, _ = je.logistic.fit(x, y, l2=0.1)
+    np.testing.assert_allclose(params["w"], want["w"], rtol=1e-6)
+    np.testing.assert_allclose(
+        je.checked(je.logistic.predict_proba)(params, x), je.logistic.predict_proba(params, x)
+    )
+    with pytest.raises(ValueError, match="x contains NaN"):
+        je.checked(je.logistic.fit)(x.at[0, 0].set(jnp.nan), y)
+    with pytest.raises(ValueError, match="x contains NaN"):
+        je.checked(je.logistic.loss)(params, x.at[1, 1].set(jnp.nan), y)
