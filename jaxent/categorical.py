@@ -397,5 +397,8 @@ def hellinger_distance(
       1.0
     """
     p, q, axis, where, dtype = _two(p, q, axis, where)
-    s = nx.masked_sum((nx.safe_sqrt(p) - nx.safe_sqrt(q)) ** 2, where, axis) / 2
+    # sqrt(p) - sqrt(q) = (p - q) / (sqrt(p) + sqrt(q)): no cancellation for p ~ q.
+    roots = nx.safe_sqrt(p) + nx.safe_sqrt(q)
+    gap = jnp.where(roots > 0, (p - q) / jnp.where(roots > 0, roots, 1), 0)
+    s = nx.masked_sum(gap**2, where, axis) / 2
     return nx.safe_sqrt(s).astype(dtype)

@@ -54,7 +54,8 @@ def _declared(fn: Callable) -> tuple[Callable, dict[str, str]]:
 
 def default_tol(dtype: Any) -> float:
     """Tolerance on ``|sum - 1|``: the square root of the dtype's machine epsilon."""
-    dtype = jnp.promote_types(dtype, jnp.float16)
+    if not jnp.issubdtype(dtype, jnp.floating):
+        dtype = jnp.result_type(float)
     return math.sqrt(float(jnp.finfo(dtype).eps))
 
 

@@ -103,8 +103,19 @@ def gaussian_kl_divergence(
     lq = jnp.broadcast_to(jnp.linalg.cholesky(cq), batch + (d, d))
     diff = jnp.broadcast_to(mq - mp, batch + (d,))
     solve = jax.scipy.linalg.solve_triangular
+    # M = L_q^{-1} L_p is lower triangular with diagonal l_i = (L_p)_ii / (L_q)_ii, so
+    # tr(M M^T) - d - log det(M M^T) = sum_i (l_i^2 - 1 - log l_i^2) + sum_{i>j} M_ij^2:
+    # non-negative terms, l^2 - 1 - log l^2 = e^t - 1 - t with t = 2 log l, taken by
+    # its series near 0. Nearly equal Gaussians keep their relative precision.
     m = solve(lq, lp, lower=True)
     z = solve(lq, diff[..., None], lower=True)[..., 0]
-    kl = (jnp.sum(m**2, axis=(-2, -1)) + jnp.sum(z**2, axis=-1) - d) / 2
-    kl = kl + _half_logdet(lq) - _half_logdet(lp)
+    dp = jnp.diagonal(lp, axis1=-2, axis2=-1)
+    dq = jnp.diagonal(lq, axis1=-2, axis2=-1)
+    t = 2 * jnp.log1p((dp - dq) / dq)
+    near = jnp.abs(t) < 1
+    tf = jnp.where(near, 0, t)
+    diag_terms = jnp.where(near, nx.expm1mx(jnp.where(near, t, 0)), jnp.expm1(tf) - tf)
+    off_diagonal = jnp.tril(m, -1)
+    kl = (jnp.sum(diag_terms, axis=-1) + jnp.sum(off_diagonal**2, axis=(-2, -1))
+          + jnp.sum(z**2, axis=-1)) / 2
     return nx.to_units(kl, base).astype(dtype)

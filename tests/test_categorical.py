@@ -324,3 +324,16 @@ def test_check_grads_renyi_family(alpha, rng):
     check_grads(lambda p, q: je.renyi_divergence(p, q, alpha), (p, q), **kw)
     check_grads(lambda p: je.tsallis_entropy(p, alpha), (p,), **kw)
     check_grads(lambda a: je.renyi_divergence(p, q, a), (alpha,), order=1, modes=["fwd", "rev"])
+
+
+def test_hellinger_of_nearly_equal_distributions():
+    p = np.array([0.3, 0.7])
+    q = np.array([0.3 + 1e-6, 0.7 - 1e-6])
+    # sqrt(p) - sqrt(q) = (p - q) / (sqrt(p) + sqrt(q)), evaluated in float64.
+    exact = np.sqrt(0.5 * np.sum(((p - q) / (np.sqrt(p) + np.sqrt(q))) ** 2))
+    got = je.hellinger_distance(jnp.asarray(p, jnp.float32), jnp.asarray(q, jnp.float32))
+    # float32 inputs: q is rounded, so compare with the exact value for the rounded inputs.
+    p32, q32 = np.float64(np.float32(p)), np.float64(np.float32(q))
+    exact32 = np.sqrt(0.5 * np.sum(((p32 - q32) / (np.sqrt(p32) + np.sqrt(q32))) ** 2))
+    np.testing.assert_allclose(float(got), exact32, rtol=1e-6)
+    np.testing.assert_allclose(je.hellinger_distance(p, q), exact, rtol=1e-12)

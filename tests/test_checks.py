@@ -107,3 +107,11 @@ def test_logistic_inputs_are_checked():
         je.checked(je.logistic.fit)(x.at[0, 0].set(jnp.nan), y)
     with pytest.raises(ValueError, match="x contains NaN"):
         je.checked(je.logistic.loss)(params, x.at[1, 1].set(jnp.nan), y)
+
+
+def test_half_precision_tolerance_is_the_dtypes_own():
+    # 0.1 rounds to 0.1001 in bfloat16: ten of them sum to 1.001, within sqrt(eps) = 0.088.
+    p = jnp.full((10,), 0.1, jnp.bfloat16)
+    assert je.checked(je.entropy)(p).dtype == jnp.bfloat16
+    with pytest.raises(ValueError, match="do not sum to 1"):
+        je.checked(je.entropy)(jnp.full((10,), 0.12, jnp.bfloat16))

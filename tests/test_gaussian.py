@@ -90,3 +90,16 @@ def test_shape_errors_name_the_shapes():
         je.gaussian_entropy(jnp.ones((2, 3)))
     with pytest.raises(ValueError, match=r"mean_q \(2,\)"):
         je.gaussian_kl_divergence(jnp.zeros(3), jnp.eye(3), jnp.zeros(2), jnp.eye(3))
+
+
+def test_nearly_equal_gaussians_keep_relative_precision():
+    # D = |dmu|^2 / 2 for unit covariances: 5e-9 for a shift of 1e-4, in float32 too.
+    for dtype in (jnp.float32, jnp.float64):
+        kl = je.gaussian_kl_divergence(jnp.zeros(2, dtype), jnp.eye(2, dtype=dtype),
+                                       jnp.array([1e-4, 0.0], dtype), jnp.eye(2, dtype=dtype))
+        np.testing.assert_allclose(float(kl), np.float64(np.asarray(1e-4, dtype)) ** 2 / 2,
+                                   rtol=1e-6)
+    # Scaled covariance (float64): D = (s - 1 - log s) / 2 per dimension.
+    s = 1 + 1e-5
+    kl = je.gaussian_kl_divergence(jnp.zeros(1), jnp.eye(1) * s, jnp.zeros(1), jnp.eye(1))
+    np.testing.assert_allclose(kl, (s - 1 - np.log(s)) / 2, rtol=1e-9)

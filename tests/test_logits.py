@@ -168,3 +168,11 @@ def test_second_order_finite_with_masks(scale):
     for fn in fns:
         chex.assert_tree_all_finite(jax.hessian(fn)(z))  # reverse over forward
         chex.assert_tree_all_finite(jax.jacrev(jax.jacrev(fn))(z))
+
+
+@pytest.mark.parametrize("big", [1e4, 1e6, 1e10, 1e30])
+def test_kl_from_logits_with_a_confident_p(big):
+    # P is one-hot (to rounding), Q uniform over 3: D = log 3, whatever the logit size.
+    zp = jnp.array([big, 0.0, 0.0], jnp.float32)
+    got = je.kl_divergence_from_logits(zp, jnp.zeros(3, jnp.float32))
+    np.testing.assert_allclose(float(got), np.log(3), rtol=1e-6)
