@@ -245,6 +245,24 @@ def renyi_entropy(
     return nx.to_units(h, base).astype(dtype)
 
 
+def _renyi_bracket_series(log_ratio: jax.Array, alpha: jax.Array) -> jax.Array:
+    """``r expm1(beta L)/beta - (r - 1)`` for ``r = e^L``, ``beta = alpha - 1``, small ``L``.
+
+    Equal to ``sum_{n>=2} L^n/n! (alpha + alpha^2 + ... + alpha^(n-1))``; 18 terms
+    reach float64 rounding for ``|L| < 1`` and ``alpha <= 2``.
+    """
+    total = jnp.zeros_like(log_ratio)
+    power = jnp.ones_like(alpha)  # alpha^(n-1)
+    weight = jnp.zeros_like(alpha)  # alpha + ... + alpha^(n-1)
+    term = log_ratio  # L^n / n!
+    for n in range(2, 20):
+        power = power * alpha
+        weight = weight + power
+        term = term * log_ratio / n
+        total = total + term * weight
+    return total
+
+
 @expects(p="probs", q="probs")
 def renyi_divergence(
     p: ArrayLike,
@@ -260,9 +278,10 @@ def renyi_divergence(
     .. math:: D_\alpha(p \| q) = \frac{1}{\alpha - 1}
        \log \sum_{i: p_i > 0} p_i^\alpha q_i^{1 - \alpha}
 
-    ``alpha = 1`` is the KL divergence (continuous there: near 1 the value comes
-    from an expansion in ``alpha - 1`` that assumes ``sum p = 1``), ``alpha = inf``
-    is ``log max p/q``.
+    ``alpha = 1`` is the KL divergence (continuous there), ``alpha = inf`` is
+    ``log max p/q``. For ``0 <= alpha <= 2`` the value comes from an expansion in
+    ``alpha - 1`` with non-negative terms (accurate for nearly equal distributions)
+    that assumes ``sum p = 1``; other orders use a log-sum-exp of the formula.
 
     Args:
       p: probabilities, ``[..., n]``.
@@ -290,12 +309,28 @@ def renyi_divergence(
     keep = support & ~mismatch
     log_ratio = jnp.log(jnp.where(keep, p, 1)) - jnp.log(jnp.where(keep, q, 1))
     beta = alpha - 1
-    near = jnp.abs(beta) < _NEAR_ONE
+    # 0 <= alpha <= 2 uses the expansion (no overflow there: |beta log(p/q)| < 89
+    # for normal numbers); a log-sum-exp of the terms would cancel for nearly equal
+    # distributions.
+    near = jnp.abs(beta) <= 1
     b = jnp.where(near, beta, 0)
-    # (sum p (p/q)^beta - sum p) / beta; a mismatched event adds -p/beta when beta < 0.
-    terms = jnp.where(keep, p * log_ratio * nx.exprel(b * log_ratio), 0)
-    terms = terms + jnp.where(mismatch, -p / jnp.where(b < 0, b, -1), 0)
-    v = jnp.sum(terms, axis=-1)
+    # v = (sum p (p/q)^beta - sum p) / beta = sum [p expm1(beta L)/beta - (p - q)]
+    # + sum (p - q), L = log(p/q): the bracketed terms are >= 0 (convexity) and, for
+    # small L, come from their series, so nearly equal distributions keep their
+    # precision; the second sum is compensated (as in kl_divergence).
+    small = keep & (jnp.abs(log_ratio) < 1)
+    bracket = jnp.where(
+        small,
+        q * _renyi_bracket_series(jnp.where(small, log_ratio, 0), b + 1),
+        p * log_ratio * nx.exprel(b * log_ratio) - (p - q),
+    )
+    bracket = jnp.where(keep, bracket, 0)
+    # A mismatched event adds -p/beta when beta < 0 (infinite divergence otherwise);
+    # an event with p = 0 < q adds q.
+    bracket = bracket + jnp.where(mismatch, -p / jnp.where(b < 0, b, -1) - p, 0)
+    kept = jnp.ones_like(keep) if where is None else where
+    bracket = bracket + jnp.where(kept & (p == 0), q, 0)
+    v = jnp.sum(bracket, axis=-1) + nx.accurate_sum(jnp.where(kept, p - q, 0), -1)
     near_value = v * nx.log1prel(b[..., 0] * v)
     fa = jnp.where(near | jnp.isinf(alpha), 2, alpha)
     log_p = jnp.log(jnp.where(keep, p, 1))

@@ -337,3 +337,19 @@ def test_hellinger_of_nearly_equal_distributions():
     exact32 = np.sqrt(0.5 * np.sum(((p32 - q32) / (np.sqrt(p32) + np.sqrt(q32))) ** 2))
     np.testing.assert_allclose(float(got), exact32, rtol=1e-6)
     np.testing.assert_allclose(je.hellinger_distance(p, q), exact, rtol=1e-12)
+
+
+@pytest.mark.parametrize("alpha", [0.3, 0.6, 0.9, 1.2, 1.49, 2.0])
+def test_renyi_divergence_of_nearly_equal_distributions(alpha):
+    import mpmath
+
+    # Dyadic and exactly normalized in float32, so the reference is unambiguous.
+    p = np.array([0.5, 0.25, 0.25], np.float32)
+    q = np.array([0.5 + 2**-20, 0.25 - 2**-21, 0.25 - 2**-21], np.float32)
+    with mpmath.workdps(40):
+        mp_p, mp_q = (list(map(mpmath.mpf, map(float, a))) for a in (p, q))
+        ref = mpmath.log(mpmath.fsum(x**alpha * y ** (1 - alpha) for x, y in zip(mp_p, mp_q)))
+        ref = float(ref / (alpha - 1))
+    got = je.renyi_divergence(p, q, alpha)
+    assert got.dtype == jnp.float32
+    np.testing.assert_allclose(float(got), ref, rtol=1e-6)  # a few float32 ulps
