@@ -307,7 +307,13 @@ def renyi_divergence(
     support = p > 0 if where is None else (p > 0) & where
     mismatch = support & (q == 0)
     keep = support & ~mismatch
-    log_ratio = jnp.log(jnp.where(keep, p, 1)) - jnp.log(jnp.where(keep, q, 1))
+    safe_p, safe_q = jnp.where(keep, p, 1), jnp.where(keep, q, 1)
+    rel = (safe_p - safe_q) / safe_q
+    # log1p of the relative difference keeps log(p/q) accurate when p is close to q.
+    log_ratio = jnp.where(
+        jnp.isfinite(rel), jnp.log1p(jnp.where(jnp.isfinite(rel), rel, 0)),
+        jnp.log(safe_p) - jnp.log(safe_q),
+    )
     beta = alpha - 1
     # 0 <= alpha <= 2 uses the expansion (no overflow there: |beta log(p/q)| < 89
     # for normal numbers); a log-sum-exp of the terms would cancel for nearly equal

@@ -348,8 +348,9 @@ def test_renyi_divergence_of_nearly_equal_distributions(alpha):
     q = np.array([0.5 + 2**-20, 0.25 - 2**-21, 0.25 - 2**-21], np.float32)
     with mpmath.workdps(40):
         mp_p, mp_q = (list(map(mpmath.mpf, map(float, a))) for a in (p, q))
-        ref = mpmath.log(mpmath.fsum(x**alpha * y ** (1 - alpha) for x, y in zip(mp_p, mp_q)))
-        ref = float(ref / (alpha - 1))
+        a = mpmath.mpf(alpha)  # exponents a and 1 - a must sum to exactly 1
+        ref = float(mpmath.log(mpmath.fsum(x**a * y ** (1 - a) for x, y in zip(mp_p, mp_q)))
+                    / (a - 1))
     got = je.renyi_divergence(p, q, alpha)
     assert got.dtype == jnp.float32
     np.testing.assert_allclose(float(got), ref, rtol=1e-6)  # a few float32 ulps
