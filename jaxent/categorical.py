@@ -249,7 +249,7 @@ def _renyi_bracket_series(log_ratio: jax.Array, alpha: jax.Array) -> jax.Array:
     """``r expm1(beta L)/beta - (r - 1)`` for ``r = e^L``, ``beta = alpha - 1``, small ``L``.
 
     Equal to ``sum_{n>=2} L^n/n! (alpha + alpha^2 + ... + alpha^(n-1))``; 18 terms
-    reach float64 rounding for ``|L| < 1`` and ``alpha <= 2``.
+    reach float64 rounding for ``|L| < 1`` and ``0 < alpha <= 2``.
     """
     total = jnp.zeros_like(log_ratio)
     power = jnp.ones_like(alpha)  # alpha^(n-1)
@@ -279,7 +279,7 @@ def renyi_divergence(
        \log \sum_{i: p_i > 0} p_i^\alpha q_i^{1 - \alpha}
 
     ``alpha = 1`` is the KL divergence (continuous there), ``alpha = inf`` is
-    ``log max p/q``. For ``0 <= alpha <= 2`` the value comes from an expansion in
+    ``log max p/q``. For ``0 < alpha <= 2`` the value comes from an expansion in
     ``alpha - 1`` with non-negative terms (accurate for nearly equal distributions)
     that assumes ``sum p = 1``; other orders use a log-sum-exp of the formula.
 
@@ -315,10 +315,11 @@ def renyi_divergence(
         jnp.log(safe_p) - jnp.log(safe_q),
     )
     beta = alpha - 1
-    # 0 <= alpha <= 2 uses the expansion (no overflow there: |beta log(p/q)| < 89
+    # 0 < alpha <= 2 uses the expansion (no overflow there: |beta log(p/q)| < 89
     # for normal numbers); a log-sum-exp of the terms would cancel for nearly equal
-    # distributions.
-    near = jnp.abs(beta) <= 1
+    # distributions. alpha = 0 (-log of q's mass on p's support) is exact as a
+    # log-sum-exp.
+    near = (beta > -1) & (beta <= 1)
     b = jnp.where(near, beta, 0)
     # v = (sum p (p/q)^beta - sum p) / beta = sum [p expm1(beta L)/beta - (p - q)]
     # + sum (p - q), L = log(p/q): the bracketed terms are >= 0 (convexity) and, for
@@ -339,7 +340,9 @@ def renyi_divergence(
     v = jnp.sum(bracket, axis=-1) + nx.accurate_sum(jnp.where(kept, p - q, 0), -1)
     near_value = v * nx.log1prel(b[..., 0] * v)
     fa = jnp.where(near | jnp.isinf(alpha), 2, alpha)
-    far = nx.logsumexp(jnp.log(safe_p) + (fa - 1) * log_ratio, axis=-1, where=keep) / (fa[..., 0] - 1)
+    # log(p^alpha q^(1-alpha)) from the two logs (exact at alpha = 0: log q).
+    log_terms = fa * jnp.log(safe_p) + (1 - fa) * jnp.log(safe_q)
+    far = nx.logsumexp(log_terms, axis=-1, where=keep) / (fa[..., 0] - 1)
     max_ratio = jnp.max(jnp.where(keep, log_ratio, -jnp.inf), axis=-1)
     d = jnp.where(near[..., 0], near_value, far)
     d = jnp.where(jnp.isinf(alpha[..., 0]), max_ratio, d)
