@@ -4,8 +4,8 @@ import os
 
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
 
-import jax  # noqa: E402
-from hypothesis import settings  # noqa: E402
+import jax
+from hypothesis import settings
 
 jax.config.update("jax_enable_x64", True)
 

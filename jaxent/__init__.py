@@ -4,6 +4,10 @@ Pure, ``jit``-compiled, ``vmap``-able functions for surprisal, entropy,
 cross-entropy, KL divergence and their relatives. ``import jaxent as je``.
 """
 
+# Namespaces: estimators from samples, optax-style losses, logistic regression.
+from jaxent import estimators as estimators
+from jaxent import logistic as logistic
+from jaxent import losses as losses
 from jaxent.categorical import cross_entropy as cross_entropy
 from jaxent.categorical import entropy as entropy
 from jaxent.categorical import hellinger_distance as hellinger_distance
@@ -29,9 +33,5 @@ from jaxent.joint import variation_of_information as variation_of_information
 from jaxent.logits import cross_entropy_from_logits as cross_entropy_from_logits
 from jaxent.logits import entropy_from_logits as entropy_from_logits
 from jaxent.logits import kl_divergence_from_logits as kl_divergence_from_logits
-
-# Higher layers, built on the measures above.
-from jaxent import logistic as logistic  # noqa: E402
-from jaxent import losses as losses  # noqa: E402
 
 __version__ = "0.1.0"

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import math
 from functools import partial
-from typing import Union
 
 import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-Base = Union[None, float, int, str]
+Base = None | float | int | str
 
 _NAMED_BASES = {"nats": None, "bits": 2.0, "bans": 10.0}
 
@@ -43,7 +42,10 @@ def log_base(base: Base) -> float | None:
 def to_units(x: jax.Array, base: Base) -> jax.Array:
     """Converts a value in nats to the unit of ``base``."""
     lb = log_base(base)
-    return x if lb is None else x / jnp.asarray(lb, x.dtype)
+    x = x if lb is None else x / jnp.asarray(lb, x.dtype)
+    # Under jit XLA moves a sum's negation outside it (-sum(x) for sum(-x)), turning an
+    # exact 0 into -0.0; adding +0.0 there (not foldable, no gradient) gives +0.0 back.
+    return x + jax.lax.stop_gradient(jnp.where(x == 0, -x, 0))
 
 
 def compute_dtype(*xs: ArrayLike) -> tuple[jnp.dtype, jnp.dtype]:
@@ -55,7 +57,8 @@ def compute_dtype(*xs: ArrayLike) -> tuple[jnp.dtype, jnp.dtype]:
     dtype = jnp.result_type(*xs)
     if not jnp.issubdtype(dtype, jnp.floating):
         dtype = jnp.result_type(float)
-    work = jnp.promote_types(dtype, jnp.float32)
+    # Not promote_types(dtype, float32): that raises under strict dtype promotion.
+    work = dtype if jnp.finfo(dtype).bits >= 32 else jnp.dtype(jnp.float32)
     return work, dtype
 
 
@@ -248,9 +251,7 @@ def logsumexp(x: jax.Array, *, axis: int, where: jax.Array | None = None) -> jax
     return jnp.squeeze(jnp.where(empty, -jnp.inf, top + log1p_rest), axis=axis)
 
 
-def log_softmax(
-    logits: ArrayLike, *, axis: int = -1, where: ArrayLike | None = None
-) -> jax.Array:
+def log_softmax(logits: ArrayLike, *, axis: int = -1, where: ArrayLike | None = None) -> jax.Array:
     """Accurate log-softmax: finite gradients for ``-inf`` and huge logits.
 
     Computed as ``(x - top) - log1p(rest)`` so that the log-probability of a
@@ -347,7 +348,8 @@ def kl_term(p: jax.Array, q: jax.Array, diff: jax.Array) -> jax.Array:
     fq = jnp.where(near, 2, q)
     ratio = fp / jnp.where(fq > 0, fq, 1)
     log_ratio = jnp.where(
-        jnp.isfinite(ratio), jnp.log(jnp.where(ratio > 0, ratio, 1)),
+        jnp.isfinite(ratio),
+        jnp.log(jnp.where(ratio > 0, ratio, 1)),
         jnp.log(jnp.where(fp > 0, fp, 1)) - jnp.log(jnp.where(fq > 0, fq, 1)),
     )
     direct = jnp.where(fp > 0, fp * log_ratio, 0) - jnp.where(near, 1, diff)

@@ -311,7 +311,8 @@ def renyi_divergence(
     rel = (safe_p - safe_q) / safe_q
     # log1p of the relative difference keeps log(p/q) accurate when p is close to q.
     log_ratio = jnp.where(
-        jnp.isfinite(rel), jnp.log1p(jnp.where(jnp.isfinite(rel), rel, 0)),
+        jnp.isfinite(rel),
+        jnp.log1p(jnp.where(jnp.isfinite(rel), rel, 0)),
         jnp.log(safe_p) - jnp.log(safe_q),
     )
     beta = alpha - 1

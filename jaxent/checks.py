@@ -21,7 +21,7 @@ from jax.experimental import checkify
 
 __all__ = ["checked"]
 
-_KINDS = ("probs", "joint", "unit", "finite")
+_KINDS = ("probs", "joint", "unit", "finite", "counts")
 
 
 def expects(**kinds: str) -> Callable[[Callable], Callable]:
@@ -29,8 +29,9 @@ def expects(**kinds: str) -> Callable[[Callable], Callable]:
 
     ``kinds`` maps argument names to ``"probs"`` (probability vectors along
     ``axis``), ``"joint"`` (tables summing to 1 over their last two axes),
-    ``"unit"`` (probabilities in [0, 1], elementwise) or ``"finite"`` (no NaN:
-    logits, samples, parameters).
+    ``"unit"`` (probabilities in [0, 1], elementwise), ``"finite"`` (no NaN:
+    logits, samples, parameters) or ``"counts"`` (finite and non-negative:
+    histogram counts).
     """
     for name, kind in kinds.items():
         if kind not in _KINDS:
@@ -65,6 +66,10 @@ def _check(name: str, kind: str, x: jax.Array, axis: int, where: Any, tol: float
         x = x.astype(jnp.result_type(float))
     checkify.check(~jnp.any(jnp.isnan(x)), f"{name} contains NaN")
     if kind == "finite":
+        return
+    if kind == "counts":
+        checkify.check(~jnp.any(jnp.isinf(x)), f"{name} contains inf")
+        checkify.check(jnp.all(x >= 0), f"{name} has negative counts")
         return
     checkify.check(jnp.all(x >= 0), f"{name} has negative probabilities")
     if kind == "unit":
@@ -145,7 +150,8 @@ def checked(fn: Callable, *, tol: float | None = None) -> Callable:
         bound = sig.bind(*args, **kwargs)
         bound.apply_defaults()
         dynamic = {
-            n: v for n, v in bound.arguments.items()
+            n: v
+            for n, v in bound.arguments.items()
             if v is not None and (n in arrays or not _static_option(v))
         }
         static = tuple((n, v) for n, v in bound.arguments.items() if n not in dynamic)

@@ -116,6 +116,9 @@ def gaussian_kl_divergence(
     tf = jnp.where(near, 0, t)
     diag_terms = jnp.where(near, nx.expm1mx(jnp.where(near, t, 0)), jnp.expm1(tf) - tf)
     off_diagonal = jnp.tril(m, -1)
-    kl = (jnp.sum(diag_terms, axis=-1) + jnp.sum(off_diagonal**2, axis=(-2, -1))
-          + jnp.sum(z**2, axis=-1)) / 2
+    kl = (
+        jnp.sum(diag_terms, axis=-1)
+        + jnp.sum(off_diagonal**2, axis=(-2, -1))
+        + jnp.sum(z**2, axis=-1)
+    ) / 2
     return nx.to_units(kl, base).astype(dtype)

@@ -132,15 +132,17 @@ def kl_divergence_from_logits(
     d = jnp.where(live, zq - zp, 0)
     q_only = jnp.isneginf(log_p) & jnp.isfinite(log_q)  # mass the P-weighted sum misses
     close = jnp.all((jnp.abs(d) < 1) & ~q_only, axis=axis, keepdims=True)
-    near_gap = jnp.log1p(jnp.sum(big_p * jnp.expm1(jnp.where(close, d, 0)), axis=axis,
-                                 keepdims=True))
+    near_gap = jnp.log1p(
+        jnp.sum(big_p * jnp.expm1(jnp.where(close, d, 0)), axis=axis, keepdims=True)
+    )
     t = jnp.where(live & close, d - near_gap, jnp.where(live, log_q - log_p, 0))
     near = jnp.abs(t) < 1
     far_t = jnp.where(near, 0, t)
     # P phi(t) = Q - P - P t; the series near 0 avoids the cancellation, and the
     # direct form stays finite where P underflows while t is huge.
-    terms = jnp.where(near, big_p * nx.expm1mx(jnp.where(near, t, 0)),
-                      big_q - big_p - big_p * far_t)
+    terms = jnp.where(
+        near, big_p * nx.expm1mx(jnp.where(near, t, 0)), big_q - big_p - big_p * far_t
+    )
     # P_i = 0 < Q_i adds Q_i; P_i > 0 = Q_i makes the divergence infinite.
     terms = terms + jnp.where(jnp.isneginf(log_p), jnp.exp(log_q), 0)
     terms = jnp.where(jnp.isfinite(log_p) & jnp.isneginf(log_q), jnp.inf, terms)

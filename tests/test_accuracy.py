@@ -182,14 +182,19 @@ DYADIC = (0.5, 0.25, 0.125, 0.125)
 
 def renyi_inputs(p, alpha):
     """(p, alpha) in the dtype; ``p`` a tuple of probabilities or a dtype -> array maker."""
-    return lambda dtype: (p(dtype) if callable(p) else np.asarray(p, dtype),
-                          np.asarray(alpha, dtype))
+    return lambda dtype: (
+        p(dtype) if callable(p) else np.asarray(p, dtype),
+        np.asarray(alpha, dtype),
+    )
 
 
 def renyi_divergence_inputs(alpha):
     """(dyadic p, uniform q, alpha): both exactly normalized (see DYADIC)."""
-    return lambda dtype: (np.asarray(DYADIC, dtype), np.full(4, 0.25, dtype),
-                          np.asarray(alpha, dtype))
+    return lambda dtype: (
+        np.asarray(DYADIC, dtype),
+        np.full(4, 0.25, dtype),
+        np.asarray(alpha, dtype),
+    )
 
 
 def generic_probs(dtype):
@@ -203,8 +208,7 @@ def ref_tsallis(p, alpha):
 def ref_renyi_divergence(p, q, alpha):
     if alpha == 1:
         return ref_kl(p, q)
-    return mp.log(mp.fsum(x**alpha * y ** (1 - alpha) for x, y in zip(p, q) if x > 0)) / (
-        alpha - 1)
+    return mp.log(mp.fsum(x**alpha * y ** (1 - alpha) for x, y in zip(p, q) if x > 0)) / (alpha - 1)
 
 
 F32, F64 = np.float32, np.float64
@@ -215,134 +219,281 @@ CASES: list[Case] = [
     Case("binary_entropy(1-1e-7)", je.binary_entropy, scalars(1 - 1e-7), ref_binary_entropy),
     Case("binary_entropy(0.3)", je.binary_entropy, scalars(0.3), ref_binary_entropy),
     # --- binary KL divergence
-    Case("binary_kl(0.3, 0.3001)", je.binary_kl_divergence, scalars(0.3, 0.3001),
-         ref_binary_kl),
-    Case("binary_kl(0.3, 0.3+1e-6)", je.binary_kl_divergence, scalars(0.3, 0.3 + 1e-6),
-         ref_binary_kl),
-    Case("binary_kl(1e-20, 1e-10)", je.binary_kl_divergence, scalars(1e-20, 1e-10),
-         ref_binary_kl),
-    Case("binary_kl(1e-7, 1.1e-7)", je.binary_kl_divergence, scalars(1e-7, 1.1e-7),
-         ref_binary_kl),
-    Case("binary_kl(1-1e-6, 1-2e-6)", je.binary_kl_divergence, scalars(1 - 1e-6, 1 - 2e-6),
-         ref_binary_kl),
+    Case("binary_kl(0.3, 0.3001)", je.binary_kl_divergence, scalars(0.3, 0.3001), ref_binary_kl),
+    Case(
+        "binary_kl(0.3, 0.3+1e-6)", je.binary_kl_divergence, scalars(0.3, 0.3 + 1e-6), ref_binary_kl
+    ),
+    Case("binary_kl(1e-20, 1e-10)", je.binary_kl_divergence, scalars(1e-20, 1e-10), ref_binary_kl),
+    Case("binary_kl(1e-7, 1.1e-7)", je.binary_kl_divergence, scalars(1e-7, 1.1e-7), ref_binary_kl),
+    Case(
+        "binary_kl(1-1e-6, 1-2e-6)",
+        je.binary_kl_divergence,
+        scalars(1 - 1e-6, 1 - 2e-6),
+        ref_binary_kl,
+    ),
     Case("binary_kl(0.5, 1e-30)", je.binary_kl_divergence, scalars(0.5, 1e-30), ref_binary_kl),
     # --- binary cross-entropy
-    Case("binary_ce(1, 1-1e-7)", je.binary_cross_entropy, scalars(1.0, 1 - 1e-7),
-         ref_binary_cross_entropy),
-    Case("binary_ce(0, 1e-30)", je.binary_cross_entropy, scalars(0.0, 1e-30),
-         ref_binary_cross_entropy),
-    Case("binary_ce(1e-7, 1e-7)", je.binary_cross_entropy, scalars(1e-7, 1e-7),
-         ref_binary_cross_entropy),
-    Case("binary_ce(1e-20, 1e-20)", je.binary_cross_entropy, scalars(1e-20, 1e-20),
-         ref_binary_cross_entropy),
-    Case("binary_ce(0.3, 0.3001)", je.binary_cross_entropy, scalars(0.3, 0.3001),
-         ref_binary_cross_entropy),
+    Case(
+        "binary_ce(1, 1-1e-7)",
+        je.binary_cross_entropy,
+        scalars(1.0, 1 - 1e-7),
+        ref_binary_cross_entropy,
+    ),
+    Case(
+        "binary_ce(0, 1e-30)",
+        je.binary_cross_entropy,
+        scalars(0.0, 1e-30),
+        ref_binary_cross_entropy,
+    ),
+    Case(
+        "binary_ce(1e-7, 1e-7)",
+        je.binary_cross_entropy,
+        scalars(1e-7, 1e-7),
+        ref_binary_cross_entropy,
+    ),
+    Case(
+        "binary_ce(1e-20, 1e-20)",
+        je.binary_cross_entropy,
+        scalars(1e-20, 1e-20),
+        ref_binary_cross_entropy,
+    ),
+    Case(
+        "binary_ce(0.3, 0.3001)",
+        je.binary_cross_entropy,
+        scalars(0.3, 0.3001),
+        ref_binary_cross_entropy,
+    ),
     # --- entropy
-    Case("entropy near-one-hot 1e-10", je.entropy,
-         lambda dt: (np.array([1 - 3e-10, 1e-10, 2e-10], dt),), ref_entropy),
-    Case("entropy near-one-hot dyadic", je.entropy,
-         lambda dt: (np.array([1 - 2.0**-20, 2.0**-21, 2.0**-21], dt),), ref_entropy),
-    Case("entropy [1, 1e-30, 1e-30]", je.entropy,
-         lambda dt: (np.array([1.0, 1e-30, 1e-30], dt),), ref_entropy),
+    Case(
+        "entropy near-one-hot 1e-10",
+        je.entropy,
+        lambda dt: (np.array([1 - 3e-10, 1e-10, 2e-10], dt),),
+        ref_entropy,
+    ),
+    Case(
+        "entropy near-one-hot dyadic",
+        je.entropy,
+        lambda dt: (np.array([1 - 2.0**-20, 2.0**-21, 2.0**-21], dt),),
+        ref_entropy,
+    ),
+    Case(
+        "entropy [1, 1e-30, 1e-30]",
+        je.entropy,
+        lambda dt: (np.array([1.0, 1e-30, 1e-30], dt),),
+        ref_entropy,
+    ),
     Case("entropy random n=16", je.entropy, lambda dt: (random_probs(16, 0, dt),), ref_entropy),
     # --- KL divergence (reference on the cast vectors, with their exact sums)
-    Case("kl near-equal eps=1e-3", je.kl_divergence,
-         lambda dt: near_equal(10, 1e-3, 1, dt), ref_kl),
-    Case("kl near-equal eps=1e-6", je.kl_divergence,
-         lambda dt: near_equal(10, 1e-6, 2, dt), ref_kl),
-    Case("kl far, with p_i = 0", je.kl_divergence,
-         lambda dt: (np.array([0.0, 0.9, 0.1], dt), np.array([0.2, 0.1, 0.7], dt)), ref_kl),
+    Case(
+        "kl near-equal eps=1e-3", je.kl_divergence, lambda dt: near_equal(10, 1e-3, 1, dt), ref_kl
+    ),
+    Case(
+        "kl near-equal eps=1e-6", je.kl_divergence, lambda dt: near_equal(10, 1e-6, 2, dt), ref_kl
+    ),
+    Case(
+        "kl far, with p_i = 0",
+        je.kl_divergence,
+        lambda dt: (np.array([0.0, 0.9, 0.1], dt), np.array([0.2, 0.1, 0.7], dt)),
+        ref_kl,
+    ),
     # --- JS divergence
-    Case("js near-equal eps=1e-3", je.js_divergence,
-         lambda dt: near_equal(10, 1e-3, 3, dt), ref_js),
-    Case("js near-equal eps=1e-6", je.js_divergence,
-         lambda dt: near_equal(10, 1e-6, 4, dt), ref_js),
-    Case("js disjoint supports", je.js_divergence,
-         lambda dt: (np.array([0.5, 0.5, 0, 0], dt), np.array([0, 0, 0.25, 0.75], dt)), ref_js),
+    Case(
+        "js near-equal eps=1e-3", je.js_divergence, lambda dt: near_equal(10, 1e-3, 3, dt), ref_js
+    ),
+    Case(
+        "js near-equal eps=1e-6", je.js_divergence, lambda dt: near_equal(10, 1e-6, 4, dt), ref_js
+    ),
+    Case(
+        "js disjoint supports",
+        je.js_divergence,
+        lambda dt: (np.array([0.5, 0.5, 0, 0], dt), np.array([0, 0, 0.25, 0.75], dt)),
+        ref_js,
+    ),
     # --- entropy from logits
-    Case("entropy_from_logits U[-1e4,1e4] n=8", je.entropy_from_logits,
-         lambda dt: (spread_logits(8, 5, None, dt),), ref_entropy_from_logits),
-    Case("entropy_from_logits ±1e4, top two 3 apart", je.entropy_from_logits,
-         lambda dt: (spread_logits(8, 6, 3.0, dt),), ref_entropy_from_logits),
-    Case("entropy_from_logits ±1e4, top two 0.5 apart", je.entropy_from_logits,
-         lambda dt: (spread_logits(8, 7, 0.5, dt),), ref_entropy_from_logits),
-    Case("entropy_from_logits [0,-10,-20,-30,-40]", je.entropy_from_logits,
-         lambda dt: (np.array([0.0, -10, -20, -30, -40], dt),), ref_entropy_from_logits),
-    Case("entropy_from_logits [30, 0, -inf]", je.entropy_from_logits,
-         lambda dt: (np.array([30.0, 0.0, -np.inf], dt),), ref_entropy_from_logits),
+    Case(
+        "entropy_from_logits U[-1e4,1e4] n=8",
+        je.entropy_from_logits,
+        lambda dt: (spread_logits(8, 5, None, dt),),
+        ref_entropy_from_logits,
+    ),
+    Case(
+        "entropy_from_logits ±1e4, top two 3 apart",
+        je.entropy_from_logits,
+        lambda dt: (spread_logits(8, 6, 3.0, dt),),
+        ref_entropy_from_logits,
+    ),
+    Case(
+        "entropy_from_logits ±1e4, top two 0.5 apart",
+        je.entropy_from_logits,
+        lambda dt: (spread_logits(8, 7, 0.5, dt),),
+        ref_entropy_from_logits,
+    ),
+    Case(
+        "entropy_from_logits [0,-10,-20,-30,-40]",
+        je.entropy_from_logits,
+        lambda dt: (np.array([0.0, -10, -20, -30, -40], dt),),
+        ref_entropy_from_logits,
+    ),
+    Case(
+        "entropy_from_logits [30, 0, -inf]",
+        je.entropy_from_logits,
+        lambda dt: (np.array([30.0, 0.0, -np.inf], dt),),
+        ref_entropy_from_logits,
+    ),
     # Gap 93.3: the entropy is ~2.9e-39, subnormal in float32 (an underflow row there).
-    Case("entropy_from_logits [613.1231, 519.84174]", je.entropy_from_logits,
-         lambda dt: (np.array([613.1231, 519.84174], dt),), ref_entropy_from_logits),
+    Case(
+        "entropy_from_logits [613.1231, 519.84174]",
+        je.entropy_from_logits,
+        lambda dt: (np.array([613.1231, 519.84174], dt),),
+        ref_entropy_from_logits,
+    ),
     # Large gaps between logits of different magnitude: x - max is rounded.
-    Case("entropy_from_logits [64.87767, 0.7857857]", je.entropy_from_logits,
-         lambda dt: (np.array([64.87767, 0.7857857], dt),), ref_entropy_from_logits,
-         dtypes=(F32,)),
-    Case("entropy_from_logits [577.88230543, 0.26009745]", je.entropy_from_logits,
-         lambda dt: (np.array([577.8823054312852, 0.2600974477372232], dt),),
-         ref_entropy_from_logits, dtypes=(F64,)),
+    Case(
+        "entropy_from_logits [64.87767, 0.7857857]",
+        je.entropy_from_logits,
+        lambda dt: (np.array([64.87767, 0.7857857], dt),),
+        ref_entropy_from_logits,
+        dtypes=(F32,),
+    ),
+    Case(
+        "entropy_from_logits [577.88230543, 0.26009745]",
+        je.entropy_from_logits,
+        lambda dt: (np.array([577.8823054312852, 0.2600974477372232], dt),),
+        ref_entropy_from_logits,
+        dtypes=(F64,),
+    ),
     # --- cross-entropy from logits
-    Case("ce_from_logits one-hot [20,0,-5]", je.cross_entropy_from_logits,
-         lambda dt: (np.array([1.0, 0, 0], dt), np.array([20.0, 0, -5], dt)),
-         ref_cross_entropy_from_logits),
-    Case("ce_from_logits one-hot [40, 0]", je.cross_entropy_from_logits,
-         lambda dt: (np.array([1.0, 0], dt), np.array([40.0, 0], dt)),
-         ref_cross_entropy_from_logits),
-    Case("ce_from_logits soft [20,0,-5]", je.cross_entropy_from_logits,
-         lambda dt: (np.array([0.7, 0.2, 0.1], dt), np.array([20.0, 0, -5], dt)),
-         ref_cross_entropy_from_logits),
-    Case("ce_from_logits soft, logits ±1e4", je.cross_entropy_from_logits,
-         lambda dt: (np.array([0.25, 0.75, 0], dt), np.array([1e4, 1e4 - 1, -1e4], dt)),
-         ref_cross_entropy_from_logits),
+    Case(
+        "ce_from_logits one-hot [20,0,-5]",
+        je.cross_entropy_from_logits,
+        lambda dt: (np.array([1.0, 0, 0], dt), np.array([20.0, 0, -5], dt)),
+        ref_cross_entropy_from_logits,
+    ),
+    Case(
+        "ce_from_logits one-hot [40, 0]",
+        je.cross_entropy_from_logits,
+        lambda dt: (np.array([1.0, 0], dt), np.array([40.0, 0], dt)),
+        ref_cross_entropy_from_logits,
+    ),
+    Case(
+        "ce_from_logits soft [20,0,-5]",
+        je.cross_entropy_from_logits,
+        lambda dt: (np.array([0.7, 0.2, 0.1], dt), np.array([20.0, 0, -5], dt)),
+        ref_cross_entropy_from_logits,
+    ),
+    Case(
+        "ce_from_logits soft, logits ±1e4",
+        je.cross_entropy_from_logits,
+        lambda dt: (np.array([0.25, 0.75, 0], dt), np.array([1e4, 1e4 - 1, -1e4], dt)),
+        ref_cross_entropy_from_logits,
+    ),
     # --- KL divergence from logits
-    Case("kl_from_logits near-equal eps=1e-3", je.kl_divergence_from_logits,
-         lambda dt: near_equal_logits(10, 1e-3, 8, dt), ref_kl_from_logits),
-    Case("kl_from_logits near-equal eps=1e-3 seed=3", je.kl_divergence_from_logits,
-         lambda dt: near_equal_logits(10, 1e-3, 3, dt), ref_kl_from_logits),
-    Case("kl_from_logits near-equal eps=1e-6", je.kl_divergence_from_logits,
-         lambda dt: near_equal_logits(10, 1e-6, 9, dt), ref_kl_from_logits),
-    Case("kl_from_logits near-equal eps=1e-9", je.kl_divergence_from_logits,
-         lambda dt: near_equal_logits(10, 1e-9, 3, dt), ref_kl_from_logits,
-         dtypes=(F64,)),
-    Case("kl_from_logits near-equal eps=1e-12", je.kl_divergence_from_logits,
-         lambda dt: near_equal_logits(10, 1e-12, 4, dt), ref_kl_from_logits,
-         dtypes=(F64,)),
-    Case("kl_from_logits far [5,0,-5] vs [0,0,0]", je.kl_divergence_from_logits,
-         lambda dt: (np.array([5.0, 0, -5], dt), np.array([0.0, 0, 0], dt)),
-         ref_kl_from_logits),
+    Case(
+        "kl_from_logits near-equal eps=1e-3",
+        je.kl_divergence_from_logits,
+        lambda dt: near_equal_logits(10, 1e-3, 8, dt),
+        ref_kl_from_logits,
+    ),
+    Case(
+        "kl_from_logits near-equal eps=1e-3 seed=3",
+        je.kl_divergence_from_logits,
+        lambda dt: near_equal_logits(10, 1e-3, 3, dt),
+        ref_kl_from_logits,
+    ),
+    Case(
+        "kl_from_logits near-equal eps=1e-6",
+        je.kl_divergence_from_logits,
+        lambda dt: near_equal_logits(10, 1e-6, 9, dt),
+        ref_kl_from_logits,
+    ),
+    Case(
+        "kl_from_logits near-equal eps=1e-9",
+        je.kl_divergence_from_logits,
+        lambda dt: near_equal_logits(10, 1e-9, 3, dt),
+        ref_kl_from_logits,
+        dtypes=(F64,),
+    ),
+    Case(
+        "kl_from_logits near-equal eps=1e-12",
+        je.kl_divergence_from_logits,
+        lambda dt: near_equal_logits(10, 1e-12, 4, dt),
+        ref_kl_from_logits,
+        dtypes=(F64,),
+    ),
+    Case(
+        "kl_from_logits far [5,0,-5] vs [0,0,0]",
+        je.kl_divergence_from_logits,
+        lambda dt: (np.array([5.0, 0, -5], dt), np.array([0.0, 0, 0], dt)),
+        ref_kl_from_logits,
+    ),
     # --- Rényi entropy of a dyadic (exactly normalized) distribution
     *[
-        Case(f"renyi dyadic alpha={a_name}", je.renyi_entropy, renyi_inputs(DYADIC, a),
-             ref_renyi)
-        for a_name, a in [("0", 0.0), ("0.5", 0.5), ("0.6", 0.6), ("1-1e-6", 1 - 1e-6),
-                          ("1", 1.0), ("1+1e-6", 1 + 1e-6), ("1.4", 1.4), ("2", 2.0),
-                          ("inf", np.inf)]
+        Case(f"renyi dyadic alpha={a_name}", je.renyi_entropy, renyi_inputs(DYADIC, a), ref_renyi)
+        for a_name, a in [
+            ("0", 0.0),
+            ("0.5", 0.5),
+            ("0.6", 0.6),
+            ("1-1e-6", 1 - 1e-6),
+            ("1", 1.0),
+            ("1+1e-6", 1 + 1e-6),
+            ("1.4", 1.4),
+            ("2", 2.0),
+            ("inf", np.inf),
+        ]
     ],
     # (alpha - 1) * H just below 1e-3: the edge of log1prel's series branch.
     *[
-        Case(f"renyi dyadic alpha={a_name}", je.renyi_entropy, renyi_inputs(DYADIC, a),
-             ref_renyi)
+        Case(f"renyi dyadic alpha={a_name}", je.renyi_entropy, renyi_inputs(DYADIC, a), ref_renyi)
         for a_name, a in [("1-8.2e-4", 1 - 8.2e-4), ("1+8.2e-4", 1 + 8.2e-4)]
     ],
     # Rényi divergence and Tsallis entropy (same near-1 machinery), dyadic inputs.
     *[
-        Case(f"renyi_divergence dyadic||uniform alpha={a_name}", je.renyi_divergence,
-             renyi_divergence_inputs(a), ref_renyi_divergence)
-        for a_name, a in [("0.5", 0.5), ("1-1e-6", 1 - 1e-6), ("1", 1.0),
-                          ("1+5.5e-3", 1 + 5.5e-3), ("2", 2.0)]
+        Case(
+            f"renyi_divergence dyadic||uniform alpha={a_name}",
+            je.renyi_divergence,
+            renyi_divergence_inputs(a),
+            ref_renyi_divergence,
+        )
+        for a_name, a in [
+            ("0.5", 0.5),
+            ("1-1e-6", 1 - 1e-6),
+            ("1", 1.0),
+            ("1+5.5e-3", 1 + 5.5e-3),
+            ("2", 2.0),
+        ]
     ],
     *[
-        Case(f"tsallis dyadic alpha={a_name}", je.tsallis_entropy, renyi_inputs(DYADIC, a),
-             ref_tsallis if a != 1 else (lambda p, a: ref_entropy(p)))
-        for a_name, a in [("0.5", 0.5), ("1-4.8e-4", 1 - 4.8e-4), ("1", 1.0),
-                          ("1+1e-6", 1 + 1e-6), ("2", 2.0)]
+        Case(
+            f"tsallis dyadic alpha={a_name}",
+            je.tsallis_entropy,
+            renyi_inputs(DYADIC, a),
+            ref_tsallis if a != 1 else (lambda p, a: ref_entropy(p)),
+        )
+        for a_name, a in [
+            ("0.5", 0.5),
+            ("1-4.8e-4", 1 - 4.8e-4),
+            ("1", 1.0),
+            ("1+1e-6", 1 + 1e-6),
+            ("2", 2.0),
+        ]
     ],
     # --- Rényi entropy of a generic distribution, at orders away from 1 (and at 1
     # exactly, where the value is Shannon's formula and needs no normalization).
     *[
-        Case(f"renyi generic alpha={a_name}", je.renyi_entropy,
-             renyi_inputs(generic_probs, a), ref_renyi)
-        for a_name, a in [("0", 0.0), ("0.5", 0.5), ("1", 1.0), ("2", 2.0), ("3", 3.0),
-                          ("inf", np.inf)]
+        Case(
+            f"renyi generic alpha={a_name}",
+            je.renyi_entropy,
+            renyi_inputs(generic_probs, a),
+            ref_renyi,
+        )
+        for a_name, a in [
+            ("0", 0.0),
+            ("0.5", 0.5),
+            ("1", 1.0),
+            ("2", 2.0),
+            ("3", 3.0),
+            ("inf", np.inf),
+        ]
     ],
 ]
 
@@ -404,10 +555,16 @@ def test_zz_report(capsys):
     """Prints the accuracy table (computing any case not run yet) and checks the worst."""
     rows = [evaluate(case, dtype) for case in CASES for dtype in case.dtypes]
     width = max(len(r["case"]) for r in rows)
-    header = (f"{'case':<{width}}  {'dtype':<7}  {'value':>24}  {'reference (mpmath, 50 digits)':>29}"
-              f"  {'rel.err':>9}  {'target':>6}")
-    lines = ["", "jaxent accuracy vs mpmath (rel.err = worst of eager and jit)", header,
-             "-" * len(header)]
+    header = (
+        f"{'case':<{width}}  {'dtype':<7}  {'value':>24}  {'reference (mpmath, 50 digits)':>29}"
+        f"  {'rel.err':>9}  {'target':>6}"
+    )
+    lines = [
+        "",
+        "jaxent accuracy vs mpmath (rel.err = worst of eager and jit)",
+        header,
+        "-" * len(header),
+    ]
     for r in rows:
         lines.append(
             f"{r['case']:<{width}}  {r['dtype']:<7}  {r['value']:>24.17g}  "
@@ -422,10 +579,14 @@ def test_zz_report(capsys):
         if k not in worst or r["err"] / r["target"] > worst[k]["err"] / worst[k]["target"]:
             worst[k] = r
     for (fn, dt), r in sorted(worst.items()):
-        lines.append(f"  {fn:<28} {dt:<7}  {r['err']:9.2e}  (target {r['target']:.0e})"
-                     f"  at {r['case']}")
+        lines.append(
+            f"  {fn:<28} {dt:<7}  {r['err']:9.2e}  (target {r['target']:.0e})  at {r['case']}"
+        )
     with capsys.disabled():
         print("\n".join(lines))
-    bad = [f"{fn} [{dt}] {r['err']:.3g} at {r['case']}"
-           for (fn, dt), r in worst.items() if r["err"] > r["target"]]
+    bad = [
+        f"{fn} [{dt}] {r['err']:.3g} at {r['case']}"
+        for (fn, dt), r in worst.items()
+        if r["err"] > r["target"]
+    ]
     assert not bad, "worst case over target: " + "; ".join(bad)

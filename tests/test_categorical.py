@@ -113,7 +113,7 @@ def test_renyi_limits(rng):
 
 def test_renyi_is_continuous_and_differentiable_at_one(rng):
     p = random_probs(rng, (9,))
-    h = lambda a: je.renyi_entropy(p, a)  # noqa: E731
+    h = lambda a: je.renyi_entropy(p, a)
     for eps in (1e-3, 1e-6, 1e-9, 1e-12):
         assert abs(h(1 + eps) - h(1.0)) < 10 * eps + 1e-15
         assert abs(h(1 - eps) - h(1.0)) < 10 * eps + 1e-15
@@ -169,8 +169,14 @@ def test_kl_of_identical_distributions_is_exactly_zero(rng):
 
 @pytest.mark.parametrize(
     "fn",
-    [je.entropy, je.cross_entropy, je.kl_divergence, je.js_divergence, je.total_variation,
-     je.hellinger_distance],
+    [
+        je.entropy,
+        je.cross_entropy,
+        je.kl_divergence,
+        je.js_divergence,
+        je.total_variation,
+        je.hellinger_distance,
+    ],
 )
 def test_gradients_are_finite_with_zeros(fn, rng):
     p, q = _pq(rng, (4, 8))
@@ -225,8 +231,13 @@ def test_axis_matches_moveaxis(rng):
 def test_where_matches_slicing(rng):
     p, q = _pq(rng, (5, 8))
     keep = np.arange(8) < 5
-    for fn in (je.entropy, je.cross_entropy, je.kl_divergence, je.js_divergence,
-               je.total_variation):
+    for fn in (
+        je.entropy,
+        je.cross_entropy,
+        je.kl_divergence,
+        je.js_divergence,
+        je.total_variation,
+    ):
         args = (p,) if fn is je.entropy else (p, q)
         sliced = tuple(a[:, :5] for a in args)
         np.testing.assert_allclose(fn(*args, where=keep), fn(*sliced), rtol=RTOL)
@@ -243,8 +254,17 @@ def test_broadcasting_of_batch_axes(rng):
 
 
 @pytest.mark.parametrize(
-    "base, factor", [(None, 1.0), ("nats", 1.0), ("bits", np.log(2)), (2, np.log(2)),
-                     ("bans", np.log(10)), (10, np.log(10)), (np.e, 1.0), (3.5, np.log(3.5))]
+    "base, factor",
+    [
+        (None, 1.0),
+        ("nats", 1.0),
+        ("bits", np.log(2)),
+        (2, np.log(2)),
+        ("bans", np.log(10)),
+        (10, np.log(10)),
+        (np.e, 1.0),
+        (3.5, np.log(3.5)),
+    ],
 )
 def test_units(base, factor, rng):
     p = random_probs(rng, (3, 6))
@@ -310,7 +330,9 @@ def test_renyi_and_tsallis_gradients_finite_with_zeros(alpha, rng):
         lambda p, q, a: je.tsallis_entropy(p, a),
     )
     for fn in fns:
-        grads = jax.grad(lambda p, q, a: jnp.sum(fn(p, q, a)), argnums=(0, 1, 2))(p, q, alpha)
+        grads = jax.grad(lambda p, q, a, fn=fn: jnp.sum(fn(p, q, a)), argnums=(0, 1, 2))(
+            p, q, alpha
+        )
         chex.assert_tree_all_finite(grads)
 
 
@@ -319,7 +341,7 @@ def test_check_grads_renyi_family(alpha, rng):
     p, q = (x / x.sum(-1, keepdims=True) for x in rng.uniform(0.5, 1.5, (2, 3, 5)))
     # eps 1e-6: the third derivatives are large (Hessian entries ~50), so the default
     # finite-difference step leaves a truncation error above check_grads' tolerance.
-    kw = dict(order=2, modes=["fwd", "rev"], eps=1e-6)
+    kw = {"order": 2, "modes": ["fwd", "rev"], "eps": 1e-6}
     check_grads(lambda p: je.renyi_entropy(p, alpha), (p,), **kw)
     check_grads(lambda p, q: je.renyi_divergence(p, q, alpha), (p, q), **kw)
     check_grads(lambda p: je.tsallis_entropy(p, alpha), (p,), **kw)
@@ -349,8 +371,9 @@ def test_renyi_divergence_of_nearly_equal_distributions(alpha):
     with mpmath.workdps(40):
         mp_p, mp_q = (list(map(mpmath.mpf, map(float, a))) for a in (p, q))
         a = mpmath.mpf(alpha)  # exponents a and 1 - a must sum to exactly 1
-        ref = float(mpmath.log(mpmath.fsum(x**a * y ** (1 - a) for x, y in zip(mp_p, mp_q)))
-                    / (a - 1))
+        ref = float(
+            mpmath.log(mpmath.fsum(x**a * y ** (1 - a) for x, y in zip(mp_p, mp_q))) / (a - 1)
+        )
     got = je.renyi_divergence(p, q, alpha)
     assert got.dtype == jnp.float32
     np.testing.assert_allclose(float(got), ref, rtol=1e-6)  # a few float32 ulps

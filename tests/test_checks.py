@@ -88,8 +88,9 @@ def test_array_options_and_repeated_calls():
         je.losses.softmax_cross_entropy(logits, labels, label_smoothing=smoothing),
     )
     for _ in range(3):  # compiled once per set of static options, then reused
-        np.testing.assert_allclose(safe(logits, labels), je.losses.softmax_cross_entropy(
-            logits, labels))
+        np.testing.assert_allclose(
+            safe(logits, labels), je.losses.softmax_cross_entropy(logits, labels)
+        )
     with pytest.raises(ValueError, match="labels has negative"):
         safe(logits, -labels)
 
@@ -97,7 +98,7 @@ def test_array_options_and_repeated_calls():
 def test_logistic_inputs_are_checked():
     x = jnp.array([[0.0, 1.0], [1.0, 0.0], [1.0, 1.0], [0.0, 0.0]])
     y = jnp.array([0.0, 1.0, 1.0, 0.0])
-    params, losses = je.checked(je.logistic.fit)(x, y, l2=0.1)
+    params, _ = je.checked(je.logistic.fit)(x, y, l2=0.1)
     want, _ = je.logistic.fit(x, y, l2=0.1)
     np.testing.assert_allclose(params["w"], want["w"], rtol=1e-6)
     np.testing.assert_allclose(

@@ -112,7 +112,9 @@ def test_dtype_is_kept(dtype):
     # Small p in half precision: computed in float32, so -p log p is not lost.
     tiny = jnp.asarray(1e-4, dtype)
     ref = float(je.binary_entropy(np.float64(tiny)))
-    np.testing.assert_allclose(float(je.binary_entropy(tiny)), ref, rtol=float(jnp.finfo(dtype).eps))
+    np.testing.assert_allclose(
+        float(je.binary_entropy(tiny)), ref, rtol=float(jnp.finfo(dtype).eps)
+    )
 
 
 def test_shape_mismatch_names_the_shapes():

@@ -22,8 +22,11 @@ def _kl_reference(mp, cp, mq, cq):
     inv_q = np.linalg.inv(cq)
     diff = mq - mp
     return 0.5 * (
-        np.trace(inv_q @ cp) + diff @ inv_q @ diff - d
-        + np.linalg.slogdet(cq)[1] - np.linalg.slogdet(cp)[1]
+        np.trace(inv_q @ cp)
+        + diff @ inv_q @ diff
+        - d
+        + np.linalg.slogdet(cq)[1]
+        - np.linalg.slogdet(cp)[1]
     )
 
 
@@ -58,8 +61,9 @@ def test_univariate_kl_textbook():
         jnp.array([mp]), jnp.array([[sp_**2]]), jnp.array([mq]), jnp.array([[sq**2]])
     )
     np.testing.assert_allclose(got, ref, rtol=1e-13)
-    np.testing.assert_allclose(je.gaussian_entropy(jnp.array([[sp_**2]])), norm(0, sp_).entropy(),
-                               rtol=1e-13)
+    np.testing.assert_allclose(
+        je.gaussian_entropy(jnp.array([[sp_**2]])), norm(0, sp_).entropy(), rtol=1e-13
+    )
 
 
 def test_kl_of_identical_gaussians_is_zero_and_batches_broadcast():
@@ -95,10 +99,15 @@ def test_shape_errors_name_the_shapes():
 def test_nearly_equal_gaussians_keep_relative_precision():
     # D = |dmu|^2 / 2 for unit covariances: 5e-9 for a shift of 1e-4, in float32 too.
     for dtype in (jnp.float32, jnp.float64):
-        kl = je.gaussian_kl_divergence(jnp.zeros(2, dtype), jnp.eye(2, dtype=dtype),
-                                       jnp.array([1e-4, 0.0], dtype), jnp.eye(2, dtype=dtype))
-        np.testing.assert_allclose(float(kl), np.float64(np.asarray(1e-4, dtype)) ** 2 / 2,
-                                   rtol=1e-6)
+        kl = je.gaussian_kl_divergence(
+            jnp.zeros(2, dtype),
+            jnp.eye(2, dtype=dtype),
+            jnp.array([1e-4, 0.0], dtype),
+            jnp.eye(2, dtype=dtype),
+        )
+        np.testing.assert_allclose(
+            float(kl), np.float64(np.asarray(1e-4, dtype)) ** 2 / 2, rtol=1e-6
+        )
     # Scaled covariance (float64): D = (s - 1 - log s) / 2 per dimension.
     s = 1 + 1e-5
     kl = je.gaussian_kl_divergence(jnp.zeros(1), jnp.eye(1) * s, jnp.zeros(1), jnp.eye(1))

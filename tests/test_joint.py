@@ -48,7 +48,7 @@ class AgainstSklearn(chex.TestCase):
         x, y = _labels_from_counts(self.counts)
         for average in ("arithmetic", "geometric", "min", "max"):
             ref = normalized_mutual_info_score(x, y, average_method=average)
-            got = self.variant(lambda p: je.normalized_mutual_information(p, average=average))(
+            got = self.variant(lambda p, a=average: je.normalized_mutual_information(p, average=a))(
                 self.pxy
             )
             np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-15)
@@ -90,7 +90,8 @@ def test_pointwise_mutual_information():
     np.testing.assert_allclose(got, ref, rtol=RTOL)
     # MI is the expectation of PMI.
     np.testing.assert_allclose(
-        np.sum(np.where(p > 0, p * np.where(p > 0, got, 0), 0)), je.mutual_information(p),
+        np.sum(np.where(p > 0, p * np.where(p > 0, got, 0), 0)),
+        je.mutual_information(p),
         rtol=1e-10,
     )
 
@@ -98,8 +99,13 @@ def test_pointwise_mutual_information():
 def test_batches_and_vmap():
     rng = np.random.default_rng()
     p = random_joint(rng, (6, 3, 4))
-    for fn in (je.joint_entropy, je.conditional_entropy, je.mutual_information,
-               je.variation_of_information, je.normalized_mutual_information):
+    for fn in (
+        je.joint_entropy,
+        je.conditional_entropy,
+        je.mutual_information,
+        je.variation_of_information,
+        je.normalized_mutual_information,
+    ):
         batch = fn(p)
         chex.assert_shape(batch, (6,))
         np.testing.assert_allclose(jax.vmap(fn)(p), batch, rtol=RTOL)
@@ -119,8 +125,13 @@ def test_gradients_finite_with_zeros():
     p = random_joint(rng, (3, 4), zeros=0.4)
     p[0, :] = 0.0  # a whole row of X with probability 0
     p /= p.sum()
-    for fn in (je.joint_entropy, je.conditional_entropy, je.mutual_information,
-               je.variation_of_information, je.normalized_mutual_information):
+    for fn in (
+        je.joint_entropy,
+        je.conditional_entropy,
+        je.mutual_information,
+        je.variation_of_information,
+        je.normalized_mutual_information,
+    ):
         chex.assert_tree_all_finite(jax.grad(fn)(p))
 
 

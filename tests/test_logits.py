@@ -93,7 +93,7 @@ def test_gradients_finite_with_masks_and_huge_logits(scale, rng):
     for name, fn in fns.items():
         value = fn(z, z2)
         assert not jnp.any(jnp.isnan(value)), name
-        grads = jax.grad(lambda a, b: jnp.sum(fn(a, b)), argnums=(0, 1))(z, z2)
+        grads = jax.grad(lambda a, b, fn=fn: jnp.sum(fn(a, b)), argnums=(0, 1))(z, z2)
         chex.assert_tree_all_finite(grads)
 
 
@@ -118,15 +118,19 @@ def test_support_mismatch_from_logits_is_inf():
 def test_check_grads(fn, rng):
     z1, z2 = rng.normal(size=(2, 3, 5))
     p = random_probs(rng, (3, 5), zeros=0.0)
-    args = {je.entropy_from_logits: (z1,), je.kl_divergence_from_logits: (z1, z2),
-            je.cross_entropy_from_logits: (p, z1)}[fn]
+    args = {
+        je.entropy_from_logits: (z1,),
+        je.kl_divergence_from_logits: (z1, z2),
+        je.cross_entropy_from_logits: (p, z1),
+    }[fn]
     check_grads(fn, args, order=2, modes=["fwd", "rev"])
 
 
 def test_shift_invariance_and_vmap(rng):
     z = rng.normal(size=(6, 9))
-    np.testing.assert_allclose(je.entropy_from_logits(z + 1e3), je.entropy_from_logits(z),
-                               rtol=1e-10)
+    np.testing.assert_allclose(
+        je.entropy_from_logits(z + 1e3), je.entropy_from_logits(z), rtol=1e-10
+    )
     np.testing.assert_allclose(jax.vmap(je.entropy_from_logits)(z), je.entropy_from_logits(z))
 
 
@@ -150,8 +154,9 @@ def test_half_precision_logits(dtype, rng):
         ref = fn(*(np.asarray(a, np.float64) for a in args))  # same inputs, float64
         # Computed in float32, rounded once to the output dtype.
         rtol = 2 * float(jnp.finfo(dtype).eps) + 1e-6
-        np.testing.assert_allclose(np.asarray(got, np.float64), ref, rtol=rtol, atol=1e-6,
-                                   err_msg=name)
+        np.testing.assert_allclose(
+            np.asarray(got, np.float64), ref, rtol=rtol, atol=1e-6, err_msg=name
+        )
 
 
 @pytest.mark.parametrize("scale", [1.0, 1e30])

@@ -93,11 +93,16 @@ mutual_information = jax.jit(je.mutual_information)
 # Unit conversions: one jitted function per (measure, base).
 UNIT_FUNCS = {
     name: {base: jax.jit(partial(fn, base=base)) for base in (None, "bits", 2, "bans", math.e)}
-    for name, fn in [("entropy", je.entropy), ("kl_divergence", je.kl_divergence),
-                     ("js_divergence", je.js_divergence)]
+    for name, fn in [
+        ("entropy", je.entropy),
+        ("kl_divergence", je.kl_divergence),
+        ("js_divergence", je.js_divergence),
+    ]
 }
-UNIT_JOINT = {base: jax.jit(partial(je.mutual_information, base=base))
-              for base in (None, "bits", "bans", math.e)}
+UNIT_JOINT = {
+    base: jax.jit(partial(je.mutual_information, base=base))
+    for base in (None, "bits", "bans", math.e)
+}
 
 RENYI_ALPHAS = jnp.array([0.0, 0.25, 0.5, 0.9, 0.999, 1.0, 1.001, 1.1, 2.0, 5.0, jnp.inf])
 
@@ -226,8 +231,9 @@ def test_mutual_information_zero_for_independent(pxy):
 
 
 # Regression: the product p(x) p(y) once underflowed to 0 here and gave +inf.
-@pytest.mark.parametrize(("dtype", "t"), [(np.float32, 1e-20), (np.float64, 1e-160),
-                                          (np.float64, 1.52348607e-240)])
+@pytest.mark.parametrize(
+    ("dtype", "t"), [(np.float32, 1e-20), (np.float64, 1e-160), (np.float64, 1.52348607e-240)]
+)
 def test_mutual_information_marginal_product_underflow(dtype, t):
     pxy = np.array([[t, 0], [0, 1 - t]], dtype)
     px, py = pxy.sum(axis=-1), pxy.sum(axis=-2)
@@ -249,11 +255,13 @@ def test_unit_conversion(pq):
             assert all(f(fn(*args[name])) == np.inf for fn in funcs.values())
             continue
         # One division by a correctly rounded constant: at most ~2 ulps apart.
-        assert math.isclose(f(funcs["bits"](*args[name])), nats / LN2, rel_tol=1e-15,
-                            abs_tol=1e-300)
+        assert math.isclose(
+            f(funcs["bits"](*args[name])), nats / LN2, rel_tol=1e-15, abs_tol=1e-300
+        )
         assert f(funcs[2](*args[name])) == f(funcs["bits"](*args[name]))
-        assert math.isclose(f(funcs["bans"](*args[name])), nats / LN10, rel_tol=1e-15,
-                            abs_tol=1e-300)
+        assert math.isclose(
+            f(funcs["bans"](*args[name])), nats / LN10, rel_tol=1e-15, abs_tol=1e-300
+        )
         # log(e) is 1.0 in double precision: base e is exactly nats.
         assert f(funcs[math.e](*args[name])) == nats
 

@@ -4,8 +4,8 @@
   site, so they are rendered by mkdocs-jupyter from the same files CI executes.
 * Rewrites links between notebooks (``02_cross_entropy_and_kl.ipynb``, which work in
   Jupyter) into links between their pages.
-* Fails the strict build when a public function of ``jaxent``, ``jaxent.losses`` or
-  ``jaxent.logistic`` is on no API page (a ``::: identifier`` block naming the function,
+* Fails the strict build when a public function of ``jaxent``, ``jaxent.estimators``,
+  ``jaxent.losses`` or ``jaxent.logistic`` is on no API page (a ``::: identifier`` block naming the function,
   its module, or the namespace that exports it).
 """
 
@@ -25,7 +25,7 @@ log = logging.getLogger("mkdocs.hooks.jaxent")
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "notebooks"
-PUBLIC_NAMESPACES = ("jaxent", "jaxent.losses", "jaxent.logistic")
+PUBLIC_NAMESPACES = ("jaxent", "jaxent.estimators", "jaxent.losses", "jaxent.logistic")
 _NOTEBOOK_LINK = re.compile(r'href="(?:\./)?(\d\d_[A-Za-z0-9_]+)\.ipynb(#[^"]*)?"')
 
 

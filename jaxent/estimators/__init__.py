@@ -1,0 +1,23 @@
+"""Estimators of information measures from samples: histogram counts, nearest
+neighbours (continuous samples) and variational lower bounds on mutual information.
+
+Batched over leading axes; jit-, vmap- and grad-able like the rest of jaxent.
+"""
+
+from jaxent.estimators._counts import entropy_from_counts as entropy_from_counts
+from jaxent.estimators._knn import knn_kl_divergence as knn_kl_divergence
+from jaxent.estimators._knn import kozachenko_leonenko_entropy as kozachenko_leonenko_entropy
+from jaxent.estimators._knn import ksg_mutual_information as ksg_mutual_information
+from jaxent.estimators._variational import donsker_varadhan_bound as donsker_varadhan_bound
+from jaxent.estimators._variational import infonce_bound as infonce_bound
+from jaxent.estimators._variational import nwj_bound as nwj_bound
+
+__all__ = [
+    "donsker_varadhan_bound",
+    "entropy_from_counts",
+    "infonce_bound",
+    "knn_kl_divergence",
+    "kozachenko_leonenko_entropy",
+    "ksg_mutual_information",
+    "nwj_bound",
+]
