@@ -21,7 +21,7 @@ from jax.experimental import checkify
 
 __all__ = ["checked"]
 
-_KINDS = ("probs", "joint", "unit", "finite", "counts")
+_KINDS = ("probs", "joint", "unit", "finite", "counts", "classes")
 
 
 def expects(**kinds: str) -> Callable[[Callable], Callable]:
@@ -30,8 +30,10 @@ def expects(**kinds: str) -> Callable[[Callable], Callable]:
     ``kinds`` maps argument names to ``"probs"`` (probability vectors along
     ``axis``), ``"joint"`` (tables summing to 1 over their last two axes),
     ``"unit"`` (probabilities in [0, 1], elementwise), ``"finite"`` (no NaN:
-    logits, samples, parameters) or ``"counts"`` (finite and non-negative:
-    histogram counts).
+    logits, samples, parameters), ``"counts"`` (finite and non-negative:
+    histogram counts) or ``"classes"`` (integer class ids in ``[0, K)``, ``K`` the
+    size of ``logits`` along ``axis`` or the last size of ``weight``; rows that a
+    ``where`` of the labels' shape drops are not checked).
     """
     for name, kind in kinds.items():
         if kind not in _KINDS:
@@ -58,6 +60,22 @@ def default_tol(dtype: Any) -> float:
     if not jnp.issubdtype(dtype, jnp.floating):
         dtype = jnp.result_type(float)
     return math.sqrt(float(jnp.finfo(dtype).eps))
+
+
+def _num_classes(args: dict[str, Any], axis: int) -> int:
+    """``K`` for class-id labels: the class axis of ``logits``, or ``weight``'s last."""
+    if "logits" in args:
+        return jnp.shape(args["logits"])[axis]
+    return jnp.shape(args["weight"])[-1]
+
+
+def _check_classes(name: str, x: jax.Array, num_classes: int, where: Any) -> None:
+    ok = (x >= 0) & (x < num_classes)
+    if jnp.issubdtype(x.dtype, jnp.inexact):
+        ok &= x == jnp.floor(x)
+    if where is not None and jnp.shape(where) == x.shape:  # a mask of rows
+        ok |= ~jnp.asarray(where, bool)
+    checkify.check(jnp.all(ok), f"{name} has class ids outside [0, {num_classes})")
 
 
 def _check(name: str, kind: str, x: jax.Array, axis: int, where: Any, tol: float | None) -> None:
@@ -139,7 +157,9 @@ def checked(fn: Callable, *, tol: float | None = None) -> Callable:
 
         def body(dyn):
             for name, kind in kinds.items():
-                if name in dyn:
+                if name in dyn and kind == "classes":
+                    _check_classes(name, dyn[name], _num_classes(dyn, axis), dyn.get("where"))
+                elif name in dyn:
                     _check(name, kind, dyn[name], axis, dyn.get("where"), tol)
             return inner(**dyn, **static)  # inner: fn without its jit, static args stay static
 

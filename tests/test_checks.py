@@ -116,3 +116,25 @@ def test_half_precision_tolerance_is_the_dtypes_own():
     assert je.checked(je.entropy)(p).dtype == jnp.bfloat16
     with pytest.raises(ValueError, match="do not sum to 1"):
         je.checked(je.entropy)(jnp.full((10,), 0.12, jnp.bfloat16))
+
+
+def test_class_ids_are_checked_against_the_number_of_classes():
+    logits = jnp.zeros((3, 4))
+    safe = je.checked(je.losses.softmax_cross_entropy_with_integer_labels)
+    np.testing.assert_allclose(safe(logits, jnp.array([0, 1, 3])), np.full(3, np.log(4)))
+    for bad in ([0, 1, 4], [-1, 0, 0]):  # unchecked, these give NaN (as optax does)
+        with pytest.raises(ValueError, match=r"labels has class ids outside \[0, 4\)"):
+            safe(logits, jnp.array(bad))
+    # The class axis follows `axis`.
+    np.testing.assert_allclose(safe(jnp.zeros((3, 2)), jnp.array([0, 2]), axis=0), np.log(3))
+    with pytest.raises(ValueError, match=r"outside \[0, 3\)"):
+        safe(jnp.zeros((3, 2)), jnp.array([0, 3]), axis=0)
+    # Fused loss: K is weight's last size; rows dropped by `where` (padding) are not checked.
+    fused = je.checked(je.losses.fused_linear_cross_entropy)
+    hidden, weight = jnp.ones((3, 2)), jnp.ones((2, 5))
+    keep = jnp.array([True, True, False])
+    np.testing.assert_allclose(
+        fused(hidden, weight, jnp.array([0, 4, -100]), where=keep), np.log(5)
+    )
+    with pytest.raises(ValueError, match=r"outside \[0, 5\)"):
+        fused(hidden, weight, jnp.array([0, 5, 1]))

@@ -106,7 +106,7 @@ def _chunked_logsumexp(
     return carry
 
 
-@expects(hidden="finite", weight="finite")
+@expects(hidden="finite", weight="finite", labels="classes")
 def fused_linear_cross_entropy(
     hidden: ArrayLike,
     weight: ArrayLike,

@@ -88,7 +88,7 @@ def softmax_cross_entropy(
     return cross_entropy_from_logits(smoothed, logits, axis=axis, where=where)
 
 
-@expects(logits="finite")
+@expects(logits="finite", labels="classes")
 def softmax_cross_entropy_with_integer_labels(
     logits: ArrayLike,
     labels: ArrayLike,
