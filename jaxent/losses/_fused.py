@@ -138,7 +138,8 @@ def fused_linear_cross_entropy(
     accumulation (``preferred_element_type``), and the log-sum-exp runs in
     float32; the loss has the inputs' (promoted) floating dtype. A label outside
     ``[0, V)`` matches no class: its row's loss is the log-sum-exp of its logits
-    (finite, never NaN; the gradient is the softmax). Rows to ignore, such as
+    (finite, never NaN; the gradient is the softmax);
+    :func:`jaxent.checked` reports such labels. Rows to ignore, such as
     padding marked ``-100`` in PyTorch's convention, belong in ``where``
     (``where=labels >= 0``).
 
