@@ -155,9 +155,17 @@ def figures(probs: np.ndarray, y: np.ndarray, num_classes: int, base) -> dict[st
     }
 
 
+# The figures are float32 sums over the examples: below this they are rounding noise
+# (a KL of two float32 class distributions that agree can come out at -2e-8).
+_RESOLUTION = 1e-6
+
+
 def _fmt(value: float, width: int) -> str:
-    """Four decimals, or two significant digits for tiny values (KL near 0)."""
-    text = f"{value:.2e}" if 0 < abs(value) < 1e-3 else f"{value:.4f}"
+    """Four decimals, two significant digits for small values, a bound below resolution."""
+    if 0 < abs(value) < _RESOLUTION:
+        text = f"<{_RESOLUTION:.0e}"
+    else:
+        text = f"{value:.2e}" if 0 < abs(value) < 1e-3 else f"{value:.4f}"
     return f"{text:>{width}s}"
 
 
