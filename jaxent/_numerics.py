@@ -233,6 +233,21 @@ def _top_split(
     return top, shifted, err, jnp.log1p(rest)
 
 
+def sum_exp_off_top(z: jax.Array, top: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """``(rest, ties)`` over the last axis for a row maximum ``top`` found elsewhere.
+
+    For log-sum-exps whose maximum is known only after a reduction across blocks or
+    devices (where :func:`_top_split`'s argmax cannot be taken): ``ties`` counts the
+    entries equal to ``top`` and ``rest`` sums ``exp(z - top)`` over the others, as
+    ``exp(z - top) - 1`` at the ties (exactly 0, with exp's derivative), so
+    ``logsumexp = top + log1p(rest + ties - 1)`` keeps a confident row's precision.
+    A ``top`` of ``-inf`` (no finite entry) shifts by 0 instead.
+    """
+    is_top = (z == top[..., None]).astype(z.dtype)
+    shift = jnp.where(jnp.isfinite(top), top, 0)[..., None]
+    return jnp.sum(jnp.exp(z - shift) - is_top, axis=-1), jnp.sum(is_top, axis=-1)
+
+
 def two_sum(a: jax.Array, b: jax.Array) -> tuple[jax.Array, jax.Array]:
     """``(s, e)`` with ``s = fl(a + b)`` and ``s + e = a + b`` exactly (Knuth's TwoSum)."""
     s = a + b

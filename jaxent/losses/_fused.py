@@ -86,11 +86,7 @@ def _chunked_logsumexp(
             is_label = is_label & ~seen
         new_top = jax.lax.stop_gradient(jnp.maximum(top, jnp.max(z, axis=1)))
         wins = new_top > top
-        # exp(0) - 1 = 0 exactly at the ties with the top (value 1 each, counted
-        # separately), with the derivatives of exp: no 1 + small - 1 cancellation.
-        ties = (z == new_top[:, None]).astype(work)
-        chunk_rest = jnp.sum(jnp.exp(z - new_top[:, None]) - ties, axis=1)
-        num_ties = jnp.sum(ties, axis=1)
+        chunk_rest, num_ties = _numerics.sum_exp_off_top(z, new_top)
         # When the top moves into this chunk, one of its ties is the new top's 1.
         old = jnp.where(wins, (1 + rest) * jnp.exp(top - new_top), rest)
         rest = old + chunk_rest + (num_ties - wins.astype(work))

@@ -88,12 +88,7 @@ def vocab_parallel_cross_entropy(
     offset = jax.lax.axis_index(axis_name).astype(labels.dtype) * local_classes
 
     top = jax.lax.pmax(jax.lax.stop_gradient(jnp.max(z, axis=-1)), axis_name)
-    finite_top = jnp.where(jnp.isfinite(top), top, 0)[..., None]
-    # exp(0) - 1 = 0 exactly at the entries equal to the top (counted separately,
-    # 1 each), with the derivatives of exp: no 1 + small - 1 cancellation.
-    ties = (z == top[..., None]).astype(z.dtype)
-    rest = jnp.sum(jnp.exp(z - finite_top) - ties, axis=-1)
-    num_ties = jnp.sum(ties, axis=-1)
+    rest, num_ties = _numerics.sum_exp_off_top(z, top)
     classes = offset + jax.lax.broadcasted_iota(labels.dtype, z.shape, z.ndim - 1)
     label_logit = jnp.sum(jnp.where(classes == labels[..., None], z, 0), axis=-1)
     rest, num_ties, label_logit = jax.lax.psum((rest, num_ties, label_logit), axis_name)
