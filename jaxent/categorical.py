@@ -31,6 +31,67 @@ def _two(p: ArrayLike, q: ArrayLike, axis: int, where: ArrayLike | None):
     return p, q, axis, where, dtype
 
 
+def _entropy_partials(p):
+    return (jnp.where(p > 0, -nx.safe_log(p) - 1, 0),)
+
+
+_entropy = nx.sum_rule(
+    lambda axis, p: -jnp.sum(jnp.where(p == 0, 0, p * jnp.log(p)), axis=axis), _entropy_partials
+)
+
+
+def _cross_entropy_partials(p, q):
+    dead = (p == 0) & (q == 0)
+    dp = jnp.where(dead, 0, -jnp.log(jnp.where(dead, 1, q)))
+    dq = jnp.where(p == 0, 0, -p / jnp.where(p == 0, 1, q))
+    return dp, dq
+
+
+_cross_entropy = nx.sum_rule(
+    lambda axis, p, q: -jnp.sum(jnp.where(p == 0, 0, p * jnp.log(q)), axis=axis),
+    _cross_entropy_partials,
+)
+
+
+def _kl_value(axis, p, q):
+    terms = jnp.sum(nx.kl_term(p, q, p - q), axis=axis)
+    return terms + nx.accurate_sum(p, axis, q)
+
+
+def _kl_partials(p, q):
+    # d/dp: log(p/q) + 1; at p = 0 the slope of cross-entropy minus entropy, -log q;
+    # d/dq: -p/q. Finite conventions where the value is infinite (p > 0 = q).
+    both = (p > 0) & (q > 0)
+    log_ratio = nx.safe_log(jnp.where(both, p, 1) / jnp.where(both, q, 1))
+    dp = jnp.where(p > 0, jnp.where(q > 0, log_ratio + 1, 1), -nx.safe_log(q))
+    dq = jnp.where(p > 0, jnp.where(q > 0, -p / jnp.where(q > 0, q, 1), -1), 0)
+    return dp, dq
+
+
+_kl_divergence = nx.sum_rule(_kl_value, _kl_partials)
+
+
+def _js_value(axis, p, q):
+    m = (p + q) / 2
+    half = (p - q) / 2
+    return jnp.sum(nx.kl_term(p, m, half) + nx.kl_term(q, m, -half), axis=axis) / 2
+
+
+def _js_partials(p, q):
+    # d/dp = log(p/m)/2; at p = 0 (where it is -inf) the finite -(1 + log m)/2.
+    m = (p + q) / 2
+    log_m = nx.safe_log(m)
+
+    def partial(a):
+        ratio = nx.safe_log(jnp.where(a > 0, a, 1) / jnp.where(a > 0, m, 1))
+        return jnp.where(a > 0, ratio, jnp.where(m > 0, -1 - log_m, 0)) / 2
+
+    return partial(p), partial(q)
+
+
+_js_divergence = nx.sum_rule(_js_value, _js_partials)
+
+
 @expects(p="probs")
 def entropy(
     p: ArrayLike, *, axis: int = -1, base: Base = None, where: ArrayLike | None = None
@@ -56,8 +117,8 @@ def entropy(
       [1. 0.]
     """
     p, axis, where, dtype = _one(p, axis, where)
-    h = nx.masked_sum(-nx.xlogy(p, p), where, axis)
-    return nx.to_units(h, base).astype(dtype)
+    (p,) = nx.zero_outside(where, p)
+    return nx.to_units(_entropy(axis, p), base).astype(dtype)
 
 
 @expects(p="probs", q="probs")
@@ -92,8 +153,8 @@ def cross_entropy(
       0.41504
     """
     p, q, axis, where, dtype = _two(p, q, axis, where)
-    h = nx.masked_sum(-nx.xlogy(p, q), where, axis)
-    return nx.to_units(h, base).astype(dtype)
+    (p,) = nx.zero_outside(where, p)
+    return nx.to_units(_cross_entropy(axis, p, q), base).astype(dtype)
 
 
 @expects(p="probs", q="probs")
@@ -134,10 +195,8 @@ def kl_divergence(
       0.12577
     """
     p, q, axis, where, dtype = _two(p, q, axis, where)
-    diff = p - q
-    terms = nx.masked_sum(nx.kl_term(p, q, diff), where, axis)
-    residual = nx.accurate_sum(diff if where is None else jnp.where(where, diff, 0), axis)
-    return nx.to_units(terms + residual, base).astype(dtype)
+    p, q = nx.zero_outside(where, p, q)
+    return nx.to_units(_kl_divergence(axis, p, q), base).astype(dtype)
 
 
 @expects(p="probs", q="probs")
@@ -173,10 +232,8 @@ def js_divergence(
       1.0
     """
     p, q, axis, where, dtype = _two(p, q, axis, where)
-    m = (p + q) / 2
-    half = (p - q) / 2
-    terms = nx.kl_term(p, m, half) + nx.kl_term(q, m, -half)
-    return nx.to_units(nx.masked_sum(terms, where, axis) / 2, base).astype(dtype)
+    p, q = nx.zero_outside(where, p, q)
+    return nx.to_units(_js_divergence(axis, p, q), base).astype(dtype)
 
 
 def _renyi_sum_near_one(logp: jax.Array, beta: jax.Array, p: jax.Array, keep: jax.Array):

@@ -8,6 +8,8 @@ logits mean probability 0, and gradients with respect to logits are finite for
 
 from __future__ import annotations
 
+from functools import partial
+
 import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
@@ -15,6 +17,40 @@ from jax.typing import ArrayLike
 from jaxent import _numerics as nx
 from jaxent._numerics import Base
 from jaxent.checks import expects
+
+
+def _logits_events(axis: int, where: ArrayLike | None, **arrays: ArrayLike):
+    """Promotes and broadcasts logits-like inputs; folds ``where`` in as ``-inf``."""
+    names = list(arrays)
+    xs, dtype = nx.promote(*arrays.values())
+    xs, axis, where = nx.broadcast_events(axis, where, **dict(zip(names, xs)))
+    return xs, axis, where, dtype
+
+
+def _entropy_value(axis, z):
+    parts = nx.softmax_parts(z, axis)
+    # H = log S - sum e (s + err) / S with S = 1 + rest: two non-negative terms.
+    total = 1 + parts.rest
+    weighted = jnp.sum(parts.e * -(parts.s + parts.err), axis=axis, keepdims=True)
+    h = parts.lse_rest + weighted / jnp.where(total > 0, total, 1)
+    return jnp.squeeze(jnp.where(total > 0, h, 0), axis=axis)
+
+
+@partial(jax.custom_jvp, nondiff_argnums=(0,))
+def _entropy(axis, z):
+    return _entropy_value(axis, z)
+
+
+@_entropy.defjvp
+def _entropy_jvp(axis, primals, tangents):
+    (z,), (z_dot,) = primals, tangents
+    parts = nx.softmax_parts(z, axis)
+    h = _entropy(axis, z)
+    log_p, log_p_err = nx.log_softmax_dw(parts)
+    probs = nx.softmax_from_parts(parts)
+    # dH/dz = -p (log p + H); 0 at dead entries.
+    grad = -probs * (jnp.where(parts.live, log_p, 0) + log_p_err + jnp.expand_dims(h, axis))
+    return h, jnp.sum(jnp.where(parts.live, grad * z_dot, 0), axis=axis)
 
 
 @expects(logits="finite")
@@ -40,11 +76,39 @@ def entropy_from_logits(
       >>> print(je.entropy_from_logits(jnp.array([[0.0, 0.0], [0.0, -jnp.inf]]), base=2))
       [1. 0.]
     """
-    (logits,), dtype = nx.promote(logits)
-    (logits,), axis, where = nx.broadcast_events(axis, where, logits=logits)
-    log_q, log_q_err = nx.log_softmax_split(logits, axis=axis, where=where)
-    h = jnp.sum(-nx.exp_mul(log_q, log_q_err), axis=axis)
-    return nx.to_units(h, base).astype(dtype)
+    (z,), axis, where, dtype = _logits_events(axis, where, logits=logits)
+    if z.shape[axis] == 0:
+        return jnp.zeros(z.shape[:axis] + z.shape[axis + 1 :], dtype)
+    return nx.to_units(_entropy(axis, nx.mask_logits(z, where)), base).astype(dtype)
+
+
+def nll_from_parts(parts: nx.SoftmaxParts) -> jax.Array:
+    """``-log softmax`` at live entries, ``>= 0`` and accurate (``+inf`` at dead ones)."""
+    return jnp.where(parts.live, (parts.lse_rest - parts.s) - parts.err, jnp.inf)
+
+
+def _cross_entropy_value(axis, p, z):
+    terms = jnp.where(p == 0, 0, p * nll_from_parts(nx.softmax_parts(z, axis)))
+    return jnp.sum(terms, axis=axis)
+
+
+@partial(jax.custom_jvp, nondiff_argnums=(0,))
+def cross_entropy_core(axis, p, z):
+    return _cross_entropy_value(axis, p, z)
+
+
+@cross_entropy_core.defjvp
+def _cross_entropy_jvp(axis, primals, tangents):
+    p, z = primals
+    p_dot, z_dot = tangents
+    parts = nx.softmax_parts(z, axis)
+    nll = nll_from_parts(parts)
+    # d/dp = -log q (0 where p = 0); d/dz = sum(p) softmax - p (0 at dead entries).
+    grad_p = jnp.where(p == 0, 0, nll)
+    mass = jnp.sum(p, axis=axis, keepdims=True)
+    grad_z = jnp.where(parts.live, mass * nx.softmax_from_parts(parts) - p, 0)
+    tangent = jnp.sum(grad_p * p_dot + grad_z * z_dot, axis=axis)
+    return cross_entropy_core(axis, p, z), tangent
 
 
 @expects(p="probs", logits="finite")
@@ -76,11 +140,68 @@ def cross_entropy_from_logits(
       >>> print(f"{float(je.cross_entropy_from_logits([0.0, 1.0], [0.0, 20.0])):.6g}")
       2.06115e-09
     """
-    (p, logits), dtype = nx.promote(p, logits)
-    (p, logits), axis, where = nx.broadcast_events(axis, where, p=p, logits=logits)
-    log_q = nx.log_softmax(logits, axis=axis, where=where)
-    h = nx.masked_sum(-nx.xmul_log(p, log_q), where, axis)
-    return nx.to_units(h, base).astype(dtype)
+    (p, z), axis, where, dtype = _logits_events(axis, where, p=p, logits=logits)
+    if z.shape[axis] == 0:
+        return jnp.zeros(z.shape[:axis] + z.shape[axis + 1 :], dtype)
+    (p,) = nx.zero_outside(where, p)
+    return nx.to_units(cross_entropy_core(axis, p, nx.mask_logits(z, where)), base).astype(dtype)
+
+
+def _phi_series(t: jax.Array) -> jax.Array:
+    """``exp(t) - 1 - t`` for ``|t| <= 1`` by its Taylor series (no cancellation)."""
+    last = 18 if jnp.finfo(t.dtype).bits > 32 else 11  # 1/last! below the rounding
+    series = jnp.zeros_like(t)
+    for k in reversed(range(2, last + 1)):
+        series = (series + 1) * (t / k)
+    return t * series
+
+
+def _kl_pieces(axis, zp, zq):
+    """``(P, Q, t, P live, Q live)``: ``t = log Q - log P`` (0 where either is dead)."""
+    pp, pq = nx.softmax_parts(zp, axis), nx.softmax_parts(zq, axis)
+    big_p, big_q = nx.softmax_from_parts(pp), nx.softmax_from_parts(pq)
+    both = pp.live & pq.live
+    # When every |zq - zp| < 1, the gap lse(zq) - lse(zp) = log(sum P e^d) =
+    # log1p(sum P expm1(d)) is free of the rounding of two nearly equal
+    # log-sum-exps; otherwise t is the difference of the two accurate log-softmaxes.
+    d = jnp.where(both, zq - zp, 0)
+    close = jnp.all((jnp.abs(d) < 1) & (both | ~pq.live), axis=axis, keepdims=True)
+    near_gap = jnp.log1p(
+        jnp.sum(big_p * jnp.expm1(jnp.where(close, d, 0)), axis=axis, keepdims=True)
+    )
+    far = ((pq.s - pp.s) + (pq.err - pp.err)) - (pq.lse_rest - pp.lse_rest)
+    t = jnp.where(both, jnp.where(close, d - near_gap, far), 0)
+    return big_p, big_q, t, pp.live, pq.live
+
+
+def _kl_value(axis, zp, zq):
+    big_p, big_q, t, p_live, q_live = _kl_pieces(axis, zp, zq)
+    # P phi(t) with phi(t) = e^t - 1 - t >= 0: the series near 0 (no cancellation),
+    # Q - P - P t elsewhere (finite where P underflows while t is huge). Events
+    # where P = 0 < Q add Q (t = 0 there).
+    near = jnp.abs(t) < 1
+    terms = jnp.where(near, big_p * _phi_series(jnp.where(near, t, 0)), big_q - big_p - big_p * t)
+    terms = jnp.where(p_live, jnp.where(q_live, terms, jnp.inf), big_q)
+    return jnp.sum(terms, axis=axis)
+
+
+@partial(jax.custom_jvp, nondiff_argnums=(0,))
+def _kl_divergence(axis, zp, zq):
+    return _kl_value(axis, zp, zq)
+
+
+@_kl_divergence.defjvp
+def _kl_divergence_jvp(axis, primals, tangents):
+    zp, zq = primals
+    zp_dot, zq_dot = tangents
+    big_p, big_q, t, _, q_live = _kl_pieces(axis, zp, zq)
+    # dD/dzp = P (log P/Q - D), dD/dzq = Q - P; D over the events where both live
+    # (finite conventions where the value is infinite).
+    finite = jnp.sum(big_p * -t, axis=axis, keepdims=True)
+    grad_p = big_p * (-t - finite)
+    grad_q = jnp.where(q_live, big_q - big_p, 0)
+    tangent = jnp.sum(grad_p * zp_dot + grad_q * zq_dot, axis=axis)
+    return _kl_divergence(axis, zp, zq), tangent
 
 
 @expects(p_logits="finite", q_logits="finite")
@@ -118,32 +239,8 @@ def kl_divergence_from_logits(
       >>> print(f"{float(je.kl_divergence_from_logits([0.0, 0.0], [0.0, 0.0])):.1f}")
       0.0
     """
-    (zp, zq), dtype = nx.promote(p_logits, q_logits)
-    (zp, zq), axis, where = nx.broadcast_events(axis, where, p_logits=zp, q_logits=zq)
-    log_p, log_p_err = nx.log_softmax_split(zp, axis=axis, where=where)
-    log_q = nx.log_softmax(zq, axis=axis, where=where)
-    live = jnp.isfinite(log_p) & jnp.isfinite(log_q)
-    big_p = jnp.exp(jnp.where(live, log_p, -jnp.inf)) * (1 + log_p_err)
-    big_q = jnp.exp(jnp.where(live, log_q, -jnp.inf))
-    # t = log Q - log P = d - (lse(zq) - lse(zp)) with d = zq - zp. When every |d| < 1
-    # the lse gap is log(sum P e^d) = log1p(sum P expm1(d)), free of the rounding of
-    # two nearly equal log-sum-exps; otherwise t is the difference of the two
-    # log-softmaxes (each accurate, even for a confident P with huge logits).
-    d = jnp.where(live, zq - zp, 0)
-    q_only = jnp.isneginf(log_p) & jnp.isfinite(log_q)  # mass the P-weighted sum misses
-    close = jnp.all((jnp.abs(d) < 1) & ~q_only, axis=axis, keepdims=True)
-    near_gap = jnp.log1p(
-        jnp.sum(big_p * jnp.expm1(jnp.where(close, d, 0)), axis=axis, keepdims=True)
-    )
-    t = jnp.where(live & close, d - near_gap, jnp.where(live, log_q - log_p, 0))
-    near = jnp.abs(t) < 1
-    far_t = jnp.where(near, 0, t)
-    # P phi(t) = Q - P - P t; the series near 0 avoids the cancellation, and the
-    # direct form stays finite where P underflows while t is huge.
-    terms = jnp.where(
-        near, big_p * nx.expm1mx(jnp.where(near, t, 0)), big_q - big_p - big_p * far_t
-    )
-    # P_i = 0 < Q_i adds Q_i; P_i > 0 = Q_i makes the divergence infinite.
-    terms = terms + jnp.where(jnp.isneginf(log_p), jnp.exp(log_q), 0)
-    terms = jnp.where(jnp.isfinite(log_p) & jnp.isneginf(log_q), jnp.inf, terms)
-    return nx.to_units(jnp.sum(terms, axis=axis), base).astype(dtype)
+    (zp, zq), axis, where, dtype = _logits_events(axis, where, p_logits=p_logits, q_logits=q_logits)
+    if zp.shape[axis] == 0:
+        return jnp.zeros(zp.shape[:axis] + zp.shape[axis + 1 :], dtype)
+    zp, zq = nx.mask_logits(zp, where), nx.mask_logits(zq, where)
+    return nx.to_units(_kl_divergence(axis, zp, zq), base).astype(dtype)

@@ -181,3 +181,19 @@ def test_kl_from_logits_with_a_confident_p(big):
     zp = jnp.array([big, 0.0, 0.0], jnp.float32)
     got = je.kl_divergence_from_logits(zp, jnp.zeros(3, jnp.float32))
     np.testing.assert_allclose(float(got), np.log(3), rtol=1e-6)
+
+
+def test_gradients_finite_for_logits_of_magnitude_1e30():
+    """Logits such as [1e30, -1e30, 0, 5, -3e29] (float32) gave NaN gradients."""
+    z = jnp.array([1e30, -1e30, 0.0, 5.0, -3e29], jnp.float32)
+    z2 = jnp.array([-1e30, 1e30, 1.0, 0.0, 2e29], jnp.float32)
+    for fn in (
+        je.entropy_from_logits,
+        lambda a: je.kl_divergence_from_logits(a, z2),
+        lambda a: je.kl_divergence_from_logits(z2, a),
+        lambda a: je.cross_entropy_from_logits(jax.nn.softmax(z2), a),
+    ):
+        g = jax.grad(fn)(z)
+        chex.assert_tree_all_finite(g)
+    # A certain prediction has entropy 0 and, to first order, no change in it.
+    np.testing.assert_array_equal(jax.grad(je.entropy_from_logits)(z), 0.0)

@@ -9,6 +9,7 @@ import pytest
 from absl.testing import parameterized
 from scipy import special
 
+import jaxent as je
 from jaxent import losses
 
 # Jitted once per input shape: far fewer compilations than eager op-by-op dispatch.
@@ -110,7 +111,7 @@ class SoftmaxCrossEntropyTest(chex.TestCase):
         labels = _probs(7, (4, 6))
         keep = np.array([True, False, True, True, False, True])
         labels[:, ~keep] = 0.0
-        out = sce(logits, labels, where=keep, label_smoothing=0.2)
+        out = sce(logits, labels, where=keep[None, :], label_smoothing=0.2)
         sliced = sce(logits[:, keep], labels[:, keep], label_smoothing=0.2)
         np.testing.assert_allclose(out, sliced, rtol=1e-14)
 
@@ -131,7 +132,8 @@ class SoftmaxCrossEntropyTest(chex.TestCase):
         masked = logits.copy()
         masked[:, 2] = -np.inf
         out = sce(masked, labels)
-        np.testing.assert_allclose(out, sce(logits, labels, where=np.arange(5) != 2))
+        keep = (np.arange(5) != 2)[None, :]  # as many dimensions as logits: a class mask
+        np.testing.assert_allclose(out, sce(logits, labels, where=keep))
         grads = _jit_grad(lambda z: sce(z, labels).sum())(masked)
         chex.assert_tree_all_finite(grads)
         np.testing.assert_array_equal(grads[:, 2], 0.0)
@@ -296,3 +298,47 @@ class SigmoidBinaryCrossEntropyTest(chex.TestCase):
     def test_shape_mismatch_names_the_shapes(self):
         with pytest.raises(ValueError, match=r"\(2, 3\).*\(4,\)"):
             sbce(jnp.zeros((2, 3)), jnp.zeros(4))
+
+
+def test_optax_example_mask_and_tuple_axis():
+    """optax's per-example ``where`` (the loss's shape) and a tuple ``axis``."""
+    rng = np.random.default_rng(40)
+    logits = rng.normal(size=(6, 6))  # batch size equals the number of classes
+    labels = rng.dirichlet(np.ones(6), size=6)
+    rows = np.array([True, False, True, True, False, True])
+    out = losses.softmax_cross_entropy(logits, labels, where=rows)
+    ref = optax.losses.softmax_cross_entropy(logits, labels, where=rows)
+    np.testing.assert_allclose(out, ref, rtol=1e-12, atol=1e-15)
+    np.testing.assert_array_equal(out[~rows], 0.0)
+    ids = rng.integers(0, 6, size=6)
+    out = losses.softmax_cross_entropy_with_integer_labels(logits, ids, where=rows)
+    ref = optax.losses.softmax_cross_entropy_with_integer_labels(logits, ids, where=rows)
+    np.testing.assert_allclose(out, ref, rtol=1e-12, atol=1e-15)
+    # A tuple of class axes, flattened in order (optax's docstring example).
+    z = np.arange(24, dtype=np.float64).reshape(1, 2, 3, 4)
+    flat = np.ravel_multi_index((np.array([[1, 2]]), np.array([[1, 3]])), (3, 4))
+    out = losses.softmax_cross_entropy_with_integer_labels(z, flat, axis=(2, 3))
+    ref = optax.losses.softmax_cross_entropy_with_integer_labels(z, flat, axis=(2, 3))
+    np.testing.assert_allclose(out, ref, rtol=1e-12)
+    np.testing.assert_allclose(out, [[6.4587, 0.4587]], atol=1e-4)
+    probs = rng.dirichlet(np.ones(12), size=(1, 2)).reshape(1, 2, 3, 4)
+    out = losses.softmax_cross_entropy(z, probs, axis=(2, 3))
+    ref = optax.losses.softmax_cross_entropy(z, probs, axis=(2, 3))
+    np.testing.assert_allclose(out, ref, rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [
+        lambda z: losses.softmax_cross_entropy(z, jnp.zeros_like(z)),
+        lambda z: losses.softmax_cross_entropy_with_integer_labels(z, jnp.zeros(z.shape[:-1], int)),
+        lambda z: je.entropy_from_logits(z),
+        lambda z: je.cross_entropy_from_logits(jnp.zeros_like(z), z),
+        lambda z: je.kl_divergence_from_logits(z, z),
+    ],
+)
+def test_empty_class_axis_gives_zero(fn):
+    """optax's own mask test sometimes draws logits of shape [n, 0]: the loss is 0."""
+    out = fn(jnp.zeros((3, 0)))
+    chex.assert_shape(out, (3,))
+    np.testing.assert_array_equal(out, 0.0)

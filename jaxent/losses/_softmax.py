@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxent import _numerics
+from jaxent import _numerics as nx
 from jaxent.checks import expects
-from jaxent.logits import cross_entropy_from_logits
+from jaxent.logits import cross_entropy_core, nll_from_parts
+
+Axis = int | tuple[int, ...]
 
 
 def _floating_logits(logits: ArrayLike) -> jax.Array:
     logits = jnp.asarray(logits)
     if not jnp.issubdtype(logits.dtype, jnp.floating):
         raise TypeError(f"logits must have a floating dtype, got {logits.dtype}")
+    if logits.ndim == 0:
+        raise ValueError("logits must have a class axis; got a scalar")
     return logits
 
 
@@ -23,12 +29,44 @@ def _check_smoothing(label_smoothing: ArrayLike) -> None:
         raise ValueError(f"label_smoothing must lie in [0, 1], got {label_smoothing}")
 
 
+def _example_mask(where: ArrayLike | None, ndim: int, axis: Axis) -> jax.Array | None:
+    """A ``where`` with exactly the loss's number of dimensions (``logits`` without the
+    class axes) is a mask of examples, expanded along ``axis`` (optax's meaning); any
+    other ``where`` masks classes, broadcasting against ``logits`` like NumPy."""
+    if where is None:
+        return None
+    where = jnp.asarray(where, bool)
+    num_class_axes = 1 if isinstance(axis, int) else len(axis)
+    return jnp.expand_dims(where, axis) if where.ndim == ndim - num_class_axes else where
+
+
+def _classes_last(axis: Axis, *arrays: jax.Array | None) -> tuple[int, list[jax.Array | None]]:
+    """Moves the class axis (or axes, flattened in order, like optax) to the end."""
+    ndim = max(a.ndim for a in arrays if a is not None)
+    if isinstance(axis, int):
+        axis = (axis,)
+    if not isinstance(axis, tuple) or not all(isinstance(a, int) for a in axis):
+        raise TypeError(f"axis must be an int or a tuple of ints, got {axis!r}")
+    axes = tuple(nx.event_axis(ndim, a) for a in axis)
+    if len(set(axes)) != len(axes):
+        raise ValueError(f"axis {axis} repeats an axis")
+    batch = tuple(a for a in range(ndim) if a not in axes)
+    out = []
+    for a in arrays:
+        if a is None or a.ndim < ndim:
+            out.append(a)
+            continue
+        a = jnp.transpose(a, batch + axes)
+        out.append(a.reshape(a.shape[: len(batch)] + (-1,)))
+    return ndim - len(axes), out
+
+
 @expects(logits="finite", labels="probs")
 def softmax_cross_entropy(
     logits: ArrayLike,
     labels: ArrayLike,
     *,
-    axis: int = -1,
+    axis: Axis = -1,
     where: ArrayLike | None = None,
     label_smoothing: ArrayLike = 0.0,
 ) -> jax.Array:
@@ -37,7 +75,9 @@ def softmax_cross_entropy(
     A drop-in replacement for :func:`optax.losses.softmax_cross_entropy`, with
     jaxent's numerics: ``-inf`` logits act as masks (their class has probability 0
     and a zero gradient), logits as large as ``1e30`` give finite gradients, and the
-    log-probability of a confident class keeps its relative precision.
+    log-probability of a confident class keeps its relative precision. It runs at
+    the speed of optax's: two passes over the logits, and the gradient
+    ``sum(y) softmax(x) - y`` computed directly.
 
     With smoothing :math:`\alpha` and :math:`K` the number of classes that ``where``
     keeps, the targets become :math:`\tilde y = (1 - \alpha) y + \alpha / K` on the
@@ -54,10 +94,16 @@ def softmax_cross_entropy(
       labels: target probabilities (e.g. one-hot), broadcastable against
         ``logits`` with the same number of classes along ``axis``. Used as given
         (not normalized).
-      axis: the class axis.
-      where: boolean mask broadcastable against ``logits`` (NumPy rules: a
-        per-example mask of shape ``[batch]`` is written ``mask[:, None]``);
-        classes where it is False are left out of the softmax and the sum.
+      axis: the class axis, or a tuple of axes whose entries together are the
+        classes (flattened in order, as optax does).
+      where: boolean mask. With exactly the loss's number of dimensions
+        (``logits``' without the class axes) it selects examples, as in optax: it
+        has the shape of the loss and an example where it is False has loss 0.
+        Otherwise it selects classes, broadcasting against ``logits`` like NumPy
+        (e.g. of ``logits``' shape, or a row of classes for logits with two or
+        more batch axes): classes where it is False are left out of the softmax
+        and the sum. The number of dimensions decides, never the sizes, so the two
+        meanings cannot be confused.
       label_smoothing: :math:`\alpha` in ``[0, 1]``; may be an array that
         broadcasts against the batch shape (keep its class axis of size 1).
 
@@ -74,18 +120,80 @@ def softmax_cross_entropy(
       [0.2761 2.9518]
       >>> print(losses.softmax_cross_entropy(logits, labels, label_smoothing=0.1).round(4))
       [0.3995 2.8051]
+      >>> print(losses.softmax_cross_entropy(logits, labels, where=jnp.array([True, False])))
+      [0.2761 0.    ]
     """
     logits = _floating_logits(logits)
     labels = jnp.asarray(labels, logits.dtype)
     _check_smoothing(label_smoothing)
-    (logits, labels), axis, where = _numerics.broadcast_events(
-        axis, where, logits=logits, labels=labels
-    )
-    keep = jnp.ones(logits.shape, logits.dtype) if where is None else where.astype(logits.dtype)
-    num_kept = jnp.maximum(jnp.sum(keep, axis=axis, keepdims=True), 1)
-    alpha = jnp.asarray(label_smoothing, logits.dtype)
-    smoothed = (1 - alpha) * labels + alpha * keep / num_kept
-    return cross_entropy_from_logits(smoothed, logits, axis=axis, where=where)
+    mask = _example_mask(where, logits.ndim, axis)
+    if not isinstance(axis, int):
+        labels = jnp.broadcast_to(labels, jnp.broadcast_shapes(labels.shape, logits.shape))
+        axis, (logits, labels, mask) = _classes_last(axis, logits, labels, mask)
+    try:
+        (z, labels), axis, mask = nx.broadcast_events(axis, mask, logits=logits, labels=labels)
+    except ValueError as err:
+        if where is not None and jnp.ndim(where) != logits.ndim:
+            raise ValueError(
+                f"where of shape {jnp.shape(where)} (a mask of examples: it has the "
+                f"loss's number of dimensions) does not match logits {logits.shape} "
+                "without the class axis"
+            ) from err
+        raise
+    (z, labels), out_dtype = nx.promote(z, labels)
+    if z.shape[axis] == 0:
+        return jnp.zeros(z.shape[:axis] + z.shape[axis + 1 :], out_dtype)
+    if not (isinstance(label_smoothing, (int, float)) and label_smoothing == 0):
+        keep = jnp.ones(z.shape, z.dtype) if mask is None else mask.astype(z.dtype)
+        num_kept = jnp.maximum(jnp.sum(keep, axis=axis, keepdims=True), 1)
+        alpha = jnp.asarray(label_smoothing, z.dtype)
+        labels = (1 - alpha) * labels + alpha * keep / num_kept
+    (labels,) = nx.zero_outside(mask, labels)
+    return cross_entropy_core(axis, labels, nx.mask_logits(z, mask)).astype(out_dtype)
+
+
+def _int_value(z, labels, alpha):
+    """``(loss, parts, label nll, kept, mean nll over kept)`` along the last axis."""
+    parts = nx.softmax_parts(z, -1)
+    label_z = jnp.take_along_axis(z, labels[..., None], axis=-1, mode="clip")
+    hit, hit_err = nx.two_sum(label_z, -parts.shift)
+    # -log softmax at the label: lse - z_y = log1p(rest) - (z_y - top) >= 0.
+    label_nll = jnp.where(label_z == -jnp.inf, jnp.inf, (parts.lse_rest - hit) - hit_err)[..., 0]
+    label_kept = (label_z != -jnp.inf)[..., 0]
+    loss = jnp.where(label_kept, label_nll, 0)
+    if alpha is None:
+        return loss, parts, None, label_kept
+    nll = nll_from_parts(parts)
+    kept = jnp.sum(parts.live, axis=-1)
+    mean_nll = jnp.sum(jnp.where(parts.live, nll, 0), axis=-1) / jnp.maximum(kept, 1)
+    return (1 - alpha) * loss + alpha * mean_nll, parts, mean_nll, label_kept
+
+
+@partial(jax.custom_jvp, nondiff_argnums=(2,))
+def _int_label_loss(z, labels, smoothing, alpha):
+    return _int_value(z, labels, alpha if smoothing else None)[0]
+
+
+@_int_label_loss.defjvp
+def _int_label_loss_jvp(smoothing, primals, tangents):
+    z, labels, alpha = primals
+    z_dot, _, alpha_dot = tangents
+    loss, parts, mean_nll, label_kept = _int_value(z, labels, alpha if smoothing else None)
+    # d/dz = mass softmax - target: the target is (1 - a) one_hot(y) + a keep / K.
+    one_hot = (jnp.arange(z.shape[-1]) == labels[..., None]) & label_kept[..., None]
+    target = one_hot.astype(z.dtype)
+    if smoothing:
+        kept = jnp.maximum(jnp.sum(parts.live, axis=-1, keepdims=True), 1)
+        target = (1 - alpha[..., None]) * target + alpha[..., None] * parts.live / kept
+    mass = jnp.sum(target, axis=-1, keepdims=True)
+    grad = jnp.where(parts.live, mass * nx.softmax_from_parts(parts) - target, 0)
+    tangent = jnp.sum(grad * z_dot, axis=-1)
+    if smoothing:
+        tangent = (
+            tangent
+            + (mean_nll - jnp.where(label_kept, _int_value(z, labels, None)[0], 0)) * alpha_dot
+        )
+    return loss, tangent
 
 
 @expects(logits="finite", labels="classes")
@@ -93,7 +201,7 @@ def softmax_cross_entropy_with_integer_labels(
     logits: ArrayLike,
     labels: ArrayLike,
     *,
-    axis: int = -1,
+    axis: Axis = -1,
     where: ArrayLike | None = None,
     label_smoothing: ArrayLike = 0.0,
 ) -> jax.Array:
@@ -104,20 +212,27 @@ def softmax_cross_entropy_with_integer_labels(
     :func:`softmax_cross_entropy` with the one-hot target of each label,
 
     .. math::
-        \ell = -\log \operatorname{softmax}(x)_y
-        \quad (\alpha = 0).
+        \ell = \operatorname{logsumexp}(x) - x_y = -\log \operatorname{softmax}(x)_y
+        \quad (\alpha = 0),
+
+    evaluated as ``log1p(rest) - (x_y - max x)`` (non-negative, no cancellation) from
+    the label's logit, gathered, without a one-hot: as fast as optax's. The
+    gradient ``softmax(x) - one_hot(y)`` is computed directly.
 
     Out-of-range labels (negative or ``>= num_classes``) are a user error: their
     loss is NaN (value only; the gradient of such an example is 0), so that a mean
-    over a batch shows the problem instead of hiding it. A label on a class that
-    ``where`` leaves out contributes nothing, as in :func:`softmax_cross_entropy`.
+    over a batch shows the problem instead of hiding it (``je.checked`` raises). A
+    label on a class that ``where`` leaves out contributes nothing, as in
+    :func:`softmax_cross_entropy`.
 
     Args:
       logits: unnormalized log-probabilities, ``[..., num_classes]``; floating.
       labels: integer class indices with the shape of ``logits`` without ``axis``.
-      axis: the class axis (one axis).
-      where: boolean mask broadcastable against ``logits``; classes where it is
-        False are left out.
+      axis: the class axis, or a tuple of axes whose entries together are the
+        classes; a label is then a flat index into them (as in optax).
+      where: boolean mask: of ``logits``' shape (or broadcastable to it) it selects
+        classes; with fewer dimensions it selects examples (optax's meaning; an
+        example where it is False has loss 0). See :func:`softmax_cross_entropy`.
       label_smoothing: mixes the one-hot target with the uniform distribution over
         the kept classes, as in :func:`softmax_cross_entropy`.
 
@@ -139,21 +254,28 @@ def softmax_cross_entropy_with_integer_labels(
     labels = jnp.asarray(labels)
     if not jnp.issubdtype(labels.dtype, jnp.integer):
         raise TypeError(f"labels must be integer class indices, got dtype {labels.dtype}")
-    if logits.ndim == 0:
-        raise ValueError("logits must have a class axis; got a scalar")
-    axis = _numerics.event_axis(logits.ndim, axis)
-    batch_shape = logits.shape[:axis] + logits.shape[axis + 1 :]
+    _check_smoothing(label_smoothing)
+    mask = _example_mask(where, logits.ndim, axis)
+    axis, (z, mask) = _classes_last(axis, logits, mask)
+    z = jnp.moveaxis(z, axis, -1)
+    batch_shape = z.shape[:-1]
     if labels.shape != batch_shape:
         raise ValueError(
-            f"labels must have the shape of logits without axis {axis}: logits "
+            f"labels must have the shape of logits without the class axis: logits "
             f"{logits.shape} needs labels {batch_shape}, got {labels.shape}"
         )
-    num_classes = logits.shape[axis]
-    labels = jnp.expand_dims(labels, axis)
-    classes = jax.lax.broadcasted_iota(labels.dtype, logits.shape, axis)
-    one_hot = (classes == labels).astype(logits.dtype)
-    loss = softmax_cross_entropy(
-        logits, one_hot, axis=axis, where=where, label_smoothing=label_smoothing
-    )
-    in_range = jnp.squeeze((labels >= 0) & (labels < num_classes), axis)
-    return jnp.where(in_range, loss, jnp.nan)
+    if mask is not None:
+        mask = jnp.moveaxis(nx.broadcast_where(mask, jnp.moveaxis(z, -1, axis).shape), axis, -1)
+        if mask.shape != z.shape:
+            raise ValueError(
+                f"where of shape {jnp.shape(where)} does not match logits {logits.shape}"
+            )
+    (z,), out_dtype = nx.promote(z)
+    num_classes = z.shape[-1]
+    if num_classes == 0:
+        return jnp.zeros(batch_shape, out_dtype)
+    smoothing = not (isinstance(label_smoothing, (int, float)) and label_smoothing == 0)
+    alpha = jnp.broadcast_to(jnp.asarray(label_smoothing, z.dtype), batch_shape)
+    loss = _int_label_loss(nx.mask_logits(z, mask), labels, smoothing, alpha)
+    in_range = (labels >= 0) & (labels < num_classes)
+    return jnp.where(in_range, loss, jnp.nan).astype(out_dtype)
