@@ -171,17 +171,48 @@ def sum_rule(
     accuracy machinery (series, compensated sums) while derivatives come straight
     from the closed-form partials ``partials_fn(*xs)`` (elementwise, like ``xs``), so
     autodiff never differentiates through that machinery and higher orders
-    differentiate the partials.
+    differentiate the partials. ``axis=None`` is an elementwise measure (no sum).
     """
     f = jax.custom_jvp(value_fn, nondiff_argnums=(0,))
 
     def jvp(axis, primals, tangents):
         partials = partials_fn(*primals)
-        tangent = sum(jnp.sum(g * t, axis=axis) for g, t in zip(partials, tangents))
-        return f(axis, *primals), tangent
+        tangent = sum(g * t for g, t in zip(partials, tangents))
+        return f(axis, *primals), tangent if axis is None else jnp.sum(tangent, axis=axis)
 
     f.defjvp(jvp)
     return f
+
+
+def kl_partials(p: jax.Array, q: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Partial derivatives of the term ``p log(p/q)`` (with its ``- p + q`` part).
+
+    ``d/dp = log(p/q) + 1``, ``d/dq = -p/q``. At ``p = 0`` the slope in ``p`` is that
+    of cross-entropy minus entropy with ``p log p`` flat at 0, ``-log q``; finite
+    conventions where the term is infinite (``p > 0 = q``: 1 and -1).
+    """
+    both = (p > 0) & (q > 0)
+    log_ratio = safe_log(jnp.where(both, p, 1) / jnp.where(both, q, 1))
+    dp = jnp.where(p > 0, jnp.where(q > 0, log_ratio + 1, 1), -safe_log(q))
+    dq = jnp.where(p > 0, jnp.where(q > 0, -p / jnp.where(q > 0, q, 1), -1), 0)
+    return dp, dq
+
+
+def branch(index: jax.Array, branches: list[Callable[..., jax.Array]], *operands) -> jax.Array:
+    """``branches[index](*operands)`` per batch element, computing only what is needed.
+
+    A scalar ``index`` (one order for the whole batch, the common case) runs one
+    branch with ``lax.switch``, and derivatives flow through that branch alone;
+    otherwise every branch is evaluated and the results selected elementwise (what
+    ``lax.switch`` does under ``vmap`` too). Each branch must be safe on every input.
+    """
+    if jnp.ndim(index) == 0:
+        return jax.lax.switch(index, branches, *operands)
+    outs = [fn(*operands) for fn in branches]
+    result = outs[0]
+    for i, out in enumerate(outs[1:], start=1):
+        result = jnp.where(index == i, out, result)
+    return result
 
 
 def safe_log(x: jax.Array) -> jax.Array:

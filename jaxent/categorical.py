@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+from jax.custom_derivatives import SymbolicZero
 from jax.typing import ArrayLike
 
 from jaxent import _numerics as nx
@@ -58,17 +59,7 @@ def _kl_value(axis, p, q):
     return terms + nx.accurate_sum(p, axis, q)
 
 
-def _kl_partials(p, q):
-    # d/dp: log(p/q) + 1; at p = 0 the slope of cross-entropy minus entropy, -log q;
-    # d/dq: -p/q. Finite conventions where the value is infinite (p > 0 = q).
-    both = (p > 0) & (q > 0)
-    log_ratio = nx.safe_log(jnp.where(both, p, 1) / jnp.where(both, q, 1))
-    dp = jnp.where(p > 0, jnp.where(q > 0, log_ratio + 1, 1), -nx.safe_log(q))
-    dq = jnp.where(p > 0, jnp.where(q > 0, -p / jnp.where(q > 0, q, 1), -1), 0)
-    return dp, dq
-
-
-_kl_divergence = nx.sum_rule(_kl_value, _kl_partials)
+_kl_divergence = nx.sum_rule(_kl_value, nx.kl_partials)
 
 
 def _js_value(axis, p, q):
@@ -288,17 +279,29 @@ def renyi_entropy(
     """
     (p,), dtype = nx.promote(p)
     (p,), axis, where = nx.broadcast_events(axis, where, p=p)
+    order = jnp.asarray(alpha, p.dtype)
     alpha, (p,), where = nx.with_param(alpha, "alpha", [p], axis, where)
     keep = p > 0 if where is None else (p > 0) & where
     logp = jnp.log(jnp.where(keep, p, 1))
-    beta = alpha - 1
-    near = jnp.abs(beta) < _NEAR_ONE
-    shannon_like = _renyi_sum_near_one(logp, jnp.where(near, beta, 0), p, keep)
-    far_alpha = jnp.where(near | jnp.isinf(alpha), 2, alpha)
-    far = nx.logsumexp(far_alpha * logp, axis=-1, where=keep) / (1 - far_alpha[..., 0])
-    min_entropy = -jnp.max(jnp.where(keep, logp, -jnp.inf), axis=-1)
-    h = jnp.where(near[..., 0], shannon_like, far)
-    h = jnp.where(jnp.isinf(alpha[..., 0]), min_entropy, h)
+
+    def near(alpha):
+        beta = alpha - 1
+        return _renyi_sum_near_one(logp, jnp.where(jnp.abs(beta) < _NEAR_ONE, beta, 0), p, keep)
+
+    def far(alpha):
+        far_alpha = jnp.where((jnp.abs(alpha - 1) < _NEAR_ONE) | jnp.isinf(alpha), 2, alpha)
+        return nx.logsumexp(far_alpha * logp, axis=-1, where=keep) / (1 - far_alpha[..., 0])
+
+    def min_entropy(alpha):
+        return -jnp.max(jnp.where(keep, logp, -jnp.inf), axis=-1)
+
+    def index_of(a):
+        return jnp.where(jnp.isinf(a), 2, jnp.where(jnp.abs(a - 1) < _NEAR_ONE, 0, 1))
+
+    index = index_of(order)
+    if index.ndim:
+        index = index_of(alpha[..., 0])
+    h = nx.branch(index, [near, far, min_entropy], alpha)
     return nx.to_units(h, base).astype(dtype)
 
 
@@ -360,6 +363,7 @@ def renyi_divergence(
       0.2877
     """
     p, q, axis, where, dtype = _two(p, q, axis, where)
+    order = jnp.asarray(alpha, p.dtype)
     alpha, (p, q), where = nx.with_param(alpha, "alpha", [p, q], axis, where)
     support = p > 0 if where is None else (p > 0) & where
     mismatch = support & (q == 0)
@@ -372,38 +376,50 @@ def renyi_divergence(
         jnp.log1p(jnp.where(jnp.isfinite(rel), rel, 0)),
         jnp.log(safe_p) - jnp.log(safe_q),
     )
-    beta = alpha - 1
+    kept = jnp.ones_like(keep) if where is None else where
+
     # 0 < alpha <= 2 uses the expansion (no overflow there: |beta log(p/q)| < 89
     # for normal numbers); a log-sum-exp of the terms would cancel for nearly equal
     # distributions. alpha = 0 (-log of q's mass on p's support) is exact as a
     # log-sum-exp.
-    near = (beta > -1) & (beta <= 1)
-    b = jnp.where(near, beta, 0)
-    # v = (sum p (p/q)^beta - sum p) / beta = sum [p expm1(beta L)/beta - (p - q)]
-    # + sum (p - q), L = log(p/q): the bracketed terms are >= 0 (convexity) and, for
-    # small L, come from their series, so nearly equal distributions keep their
-    # precision; the second sum is compensated (as in kl_divergence).
-    small = keep & (jnp.abs(log_ratio) < 1)
-    bracket = jnp.where(
-        small,
-        q * _renyi_bracket_series(jnp.where(small, log_ratio, 0), b + 1),
-        p * log_ratio * nx.exprel(b * log_ratio) - (p - q),
-    )
-    bracket = jnp.where(keep, bracket, 0)
-    # A mismatched event adds -p/beta when beta < 0 (infinite divergence otherwise);
-    # an event with p = 0 < q adds q.
-    bracket = bracket + jnp.where(mismatch, -p / jnp.where(b < 0, b, -1) - p, 0)
-    kept = jnp.ones_like(keep) if where is None else where
-    bracket = bracket + jnp.where(kept & (p == 0), q, 0)
-    v = jnp.sum(bracket, axis=-1) + nx.accurate_sum(jnp.where(kept, p - q, 0), -1)
-    near_value = v * nx.log1prel(b[..., 0] * v)
-    fa = jnp.where(near | jnp.isinf(alpha), 2, alpha)
-    # log(p^alpha q^(1-alpha)) from the two logs (exact at alpha = 0: log q).
-    log_terms = fa * jnp.log(safe_p) + (1 - fa) * jnp.log(safe_q)
-    far = nx.logsumexp(log_terms, axis=-1, where=keep) / (fa[..., 0] - 1)
-    max_ratio = jnp.max(jnp.where(keep, log_ratio, -jnp.inf), axis=-1)
-    d = jnp.where(near[..., 0], near_value, far)
-    d = jnp.where(jnp.isinf(alpha[..., 0]), max_ratio, d)
+    def near(alpha):
+        beta = alpha - 1
+        b = jnp.where((beta > -1) & (beta <= 1), beta, 0)
+        # v = (sum p (p/q)^beta - sum p) / beta = sum [p expm1(beta L)/beta - (p - q)]
+        # + sum (p - q), L = log(p/q): the bracketed terms are >= 0 (convexity)
+        # and, for small L, come from their series, so nearly equal distributions
+        # keep their precision; the second sum is compensated (as in kl_divergence).
+        small = keep & (jnp.abs(log_ratio) < 1)
+        bracket = jnp.where(
+            small,
+            q * _renyi_bracket_series(jnp.where(small, log_ratio, 0), b + 1),
+            p * log_ratio * nx.exprel(b * log_ratio) - (p - q),
+        )
+        bracket = jnp.where(keep, bracket, 0)
+        # A mismatched event adds -p/beta when beta < 0 (infinite divergence
+        # otherwise); an event with p = 0 < q adds q.
+        bracket = bracket + jnp.where(mismatch, -p / jnp.where(b < 0, b, -1) - p, 0)
+        bracket = bracket + jnp.where(kept & (p == 0), q, 0)
+        v = jnp.sum(bracket, axis=-1) + nx.accurate_sum(jnp.where(kept, p - q, 0), -1)
+        return v * nx.log1prel(b[..., 0] * v)
+
+    def far(alpha):
+        beta = alpha - 1
+        fa = jnp.where(((beta > -1) & (beta <= 1)) | jnp.isinf(alpha), 2, alpha)
+        # log(p^alpha q^(1-alpha)) from the two logs (exact at alpha = 0: log q).
+        log_terms = fa * jnp.log(safe_p) + (1 - fa) * jnp.log(safe_q)
+        return nx.logsumexp(log_terms, axis=-1, where=keep) / (fa[..., 0] - 1)
+
+    def max_ratio(alpha):
+        return jnp.max(jnp.where(keep, log_ratio, -jnp.inf), axis=-1)
+
+    def index_of(a):
+        return jnp.where(jnp.isinf(a), 2, jnp.where((a > 0) & (a <= 2), 0, 1))
+
+    index = index_of(order)
+    if index.ndim:
+        index = index_of(alpha[..., 0])
+    d = nx.branch(index, [near, far, max_ratio], alpha)
     d = jnp.where(jnp.any(mismatch, axis=-1) & (alpha[..., 0] >= 1), jnp.inf, d)
     return nx.to_units(d, base).astype(dtype)
 
@@ -437,13 +453,43 @@ def tsallis_entropy(
     (p,), dtype = nx.promote(p)
     (p,), axis, where = nx.broadcast_events(axis, where, p=p)
     alpha, (p,), where = nx.with_param(alpha, "alpha", [p], axis, where)
-    keep = p > 0 if where is None else (p > 0) & where
+    (p,) = nx.zero_outside(where, p)
+    return _tsallis(p, alpha).astype(dtype)
+
+
+def _tsallis_value(p, alpha):
+    keep = p > 0
     logp = jnp.log(jnp.where(keep, p, 1))
     finite = jnp.isfinite(alpha)
     beta = jnp.where(finite, alpha, 2) - 1
     terms = jnp.where(keep, p * logp * nx.exprel(beta * logp), 0)
     # alpha = inf: (1 - sum p^alpha) / (alpha - 1) -> 0.
-    return jnp.where(finite[..., 0], jnp.sum(-terms, axis=-1), 0).astype(dtype)
+    return jnp.where(finite[..., 0], jnp.sum(-terms, axis=-1), 0)
+
+
+@jax.custom_jvp
+def _tsallis(p, alpha):
+    return _tsallis_value(p, alpha)
+
+
+def _tsallis_jvp(primals, tangents):
+    p, alpha = primals
+    p_dot, alpha_dot = tangents
+    # d/dp_i = -(alpha p_i^(alpha-1) - 1)/(alpha - 1) = -alpha log p exprel(beta log p) - 1.
+    keep = p > 0
+    logp = jnp.log(jnp.where(keep, p, 1))
+    finite = jnp.isfinite(alpha)
+    beta = jnp.where(finite, alpha, 2) - 1
+    grad = jnp.where(keep & finite, -alpha * logp * nx.exprel(beta * logp) - 1, 0)
+    tangent = jnp.zeros(p.shape[:-1], p.dtype)
+    if not isinstance(p_dot, SymbolicZero):
+        tangent = tangent + jnp.sum(grad * p_dot, axis=-1)
+    if not isinstance(alpha_dot, SymbolicZero):  # rarely wanted: differentiate the value
+        tangent = tangent + jax.jvp(lambda a: _tsallis_value(p, a), (alpha,), (alpha_dot,))[1]
+    return _tsallis(p, alpha), tangent
+
+
+_tsallis.defjvp(_tsallis_jvp, symbolic_zeros=True)
 
 
 @expects(p="probs", q="probs")
@@ -472,6 +518,25 @@ def total_variation(
     return (nx.masked_sum(jnp.abs(p - q), where, axis) / 2).astype(dtype)
 
 
+def _hellinger_value(axis, p, q):
+    # (sqrt(p) - sqrt(q))^2 = (p - q)^2 / (p + q + 2 sqrt(pq)): no cancellation for
+    # p ~ q, and one square root per event.
+    total = p + q + 2 * jnp.sqrt(p * q)
+    return jnp.sum((p - q) ** 2 * (1 / jnp.where(total > 0, total, 1)), axis=axis)
+
+
+def _hellinger_partials(p, q):
+    # d/dp (sqrt p - sqrt q)^2 = 1 - sqrt(q/p); taken as 0 where p = 0 or p = q.
+    def partial(a, b):
+        pos = a > 0
+        return jnp.where(pos, 1 - jnp.sqrt(jnp.where(pos, b, 0) / jnp.where(pos, a, 1)), 0)
+
+    return partial(p, q), partial(q, p)
+
+
+_hellinger_squared_sum = nx.sum_rule(_hellinger_value, _hellinger_partials)
+
+
 @expects(p="probs", q="probs")
 def hellinger_distance(
     p: ArrayLike, q: ArrayLike, *, axis: int = -1, where: ArrayLike | None = None
@@ -498,8 +563,5 @@ def hellinger_distance(
       1.0
     """
     p, q, axis, where, dtype = _two(p, q, axis, where)
-    # sqrt(p) - sqrt(q) = (p - q) / (sqrt(p) + sqrt(q)): no cancellation for p ~ q.
-    roots = nx.safe_sqrt(p) + nx.safe_sqrt(q)
-    gap = jnp.where(roots > 0, (p - q) / jnp.where(roots > 0, roots, 1), 0)
-    s = nx.masked_sum(gap**2, where, axis) / 2
-    return nx.safe_sqrt(s).astype(dtype)
+    p, q = nx.zero_outside(where, p, q)
+    return nx.safe_sqrt(_hellinger_squared_sum(axis, p, q) / 2).astype(dtype)

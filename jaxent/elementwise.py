@@ -60,6 +60,39 @@ def binary_entropy(p: ArrayLike, *, base: Base = None) -> jax.Array:
     return nx.to_units(h, base).astype(dtype)
 
 
+def _binary_cross_entropy_value(_, p, q):
+    # 0 - ...: +0.0 for exact zeros. Each term is 0 where its weight is 0.
+    return 0 - (
+        jnp.where(p == 0, 0, p * jnp.log(q)) + jnp.where(p == 1, 0, (1 - p) * jnp.log1p(-q))
+    )
+
+
+def _binary_cross_entropy_partials(p, q):
+    # d/dp = -log q + log(1 - q); d/dq = -p/q + (1 - p)/(1 - q) (0 where a weight is 0).
+    log_q = jnp.where((p == 0) & (q == 0), 0, jnp.log(jnp.where(q == 0, 1, q)))
+    log_q = jnp.where(q == 0, jnp.where(p == 0, 0, -jnp.inf), log_q)
+    log_1mq = jnp.where(q == 1, jnp.where(p == 1, 0, -jnp.inf), jnp.log1p(-jnp.where(q == 1, 0, q)))
+    dq = jnp.where(p == 0, 0, -p / jnp.where(p == 0, 1, q))
+    dq = dq + jnp.where(p == 1, 0, (1 - p) / jnp.where(p == 1, 1, 1 - q))
+    return log_1mq - log_q, dq
+
+
+_binary_cross_entropy = nx.sum_rule(_binary_cross_entropy_value, _binary_cross_entropy_partials)
+
+
+def _binary_kl_value(_, p, q):
+    return nx.kl_term(p, q, p - q) + nx.kl_term(1 - p, 1 - q, q - p)
+
+
+def _binary_kl_partials(p, q):
+    dp, dq = nx.kl_partials(p, q)
+    dp1, dq1 = nx.kl_partials(1 - p, 1 - q)
+    return dp - dp1, dq - dq1
+
+
+_binary_kl = nx.sum_rule(_binary_kl_value, _binary_kl_partials)
+
+
 @expects(p="unit", q="unit")
 def binary_cross_entropy(p: ArrayLike, q: ArrayLike, *, base: Base = None) -> jax.Array:
     r"""Cross-entropy of Bernoulli(``q``) relative to Bernoulli(``p``).
@@ -82,8 +115,7 @@ def binary_cross_entropy(p: ArrayLike, q: ArrayLike, *, base: Base = None) -> ja
     """
     (p, q), dtype = nx.promote(p, q)
     p, q = nx.broadcast_all(p=p, q=q)
-    h = 0 - nx.xlogy(p, q) - nx.xlog1my(1 - p, q)
-    return nx.to_units(h, base).astype(dtype)
+    return nx.to_units(_binary_cross_entropy(None, p, q), base).astype(dtype)
 
 
 @expects(p="unit", q="unit")
@@ -110,5 +142,4 @@ def binary_kl_divergence(p: ArrayLike, q: ArrayLike, *, base: Base = None) -> ja
     """
     (p, q), dtype = nx.promote(p, q)
     p, q = nx.broadcast_all(p=p, q=q)
-    d = nx.kl_term(p, q, p - q) + nx.kl_term(1 - p, 1 - q, q - p)
-    return nx.to_units(d, base).astype(dtype)
+    return nx.to_units(_binary_kl(None, p, q), base).astype(dtype)
