@@ -21,7 +21,7 @@ from jax.experimental import checkify
 
 __all__ = ["checked"]
 
-_KINDS = ("probs", "joint", "unit", "finite", "counts", "classes")
+_KINDS = ("probs", "joint", "unit", "finite", "counts", "classes", "labels")
 
 
 def expects(**kinds: str) -> Callable[[Callable], Callable]:
@@ -33,7 +33,10 @@ def expects(**kinds: str) -> Callable[[Callable], Callable]:
     logits, samples, parameters), ``"counts"`` (finite and non-negative:
     histogram counts) or ``"classes"`` (integer class ids in ``[0, K)``, ``K`` the
     size of ``logits`` along ``axis`` or the last size of ``weight``; rows that a
-    ``where`` of the labels' shape drops are not checked).
+    ``where`` of the labels' shape drops are not checked) or ``"labels"`` (a
+    classifier's labels: in [0, 1] for two classes, hard or soft; integer class ids
+    in ``[0, K)`` for ``K > 2``; ``K`` is the ``num_classes`` option, or read from
+    the shape of ``params["w"]``: ``[d]`` for two classes, ``[d, K]`` otherwise).
     """
     for name, kind in kinds.items():
         if kind not in _KINDS:
@@ -76,6 +79,28 @@ def _check_classes(name: str, x: jax.Array, num_classes: int, where: Any) -> Non
     if where is not None and jnp.shape(where) == x.shape:  # a mask of rows
         ok |= ~jnp.asarray(where, bool)
     checkify.check(jnp.all(ok), f"{name} has class ids outside [0, {num_classes})")
+
+
+def _classifier_classes(args: dict[str, Any]) -> int:
+    """``K`` for a classifier's labels: ``num_classes``, or the shape of ``params["w"]``."""
+    if "num_classes" in args:
+        return args["num_classes"]
+    w = args["params"]["w"]
+    return 2 if jnp.ndim(w) == 1 else jnp.shape(w)[-1]
+
+
+def _check_classifier_labels(name: str, y: Any, num_classes: int) -> None:
+    y = jnp.asarray(y)
+    if jnp.issubdtype(y.dtype, jnp.inexact):
+        checkify.check(~jnp.any(jnp.isnan(y)), f"{name} contains NaN")
+    if num_classes == 2:
+        checkify.check(
+            jnp.all((y >= 0) & (y <= 1)),
+            f"{name} has labels outside [0, 1] (two classes: 0/1 or soft labels; "
+            "num_classes=K for K classes)",
+        )
+    else:
+        _check_classes(name, y, num_classes, None)
 
 
 def _check(name: str, kind: str, x: jax.Array, axis: int, where: Any, tol: float | None) -> None:
@@ -159,6 +184,10 @@ def checked(fn: Callable, *, tol: float | None = None) -> Callable:
             for name, kind in kinds.items():
                 if name in dyn and kind == "classes":
                     _check_classes(name, dyn[name], _num_classes(dyn, axis), dyn.get("where"))
+                elif name in dyn and kind == "labels":
+                    _check_classifier_labels(
+                        name, dyn[name], _classifier_classes({**dyn, **static})
+                    )
                 elif name in dyn:
                     _check(name, kind, dyn[name], axis, dyn.get("where"), tol)
             return inner(**dyn, **static)  # inner: fn without its jit, static args stay static

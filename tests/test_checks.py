@@ -138,3 +138,37 @@ def test_class_ids_are_checked_against_the_number_of_classes():
     )
     with pytest.raises(ValueError, match=r"outside \[0, 5\)"):
         fused(hidden, weight, jnp.array([0, 5, 1]))
+
+
+def test_logistic_labels_are_checked_against_the_number_of_classes():
+    # Issue 11: fit declared y only as "finite", so out-of-range labels went through
+    # (a loss of -6.7e18 for labels 0, 1, 2 with two classes; NaN for 5 with three).
+    x = jnp.array([[0.0, 1.0], [1.0, 0.0], [1.0, 1.0], [0.5, -1.0]])
+    safe_fit = je.checked(je.logistic.fit)
+    cases = [  # (labels, num_classes, error or None); one compilation per dtype and K
+        (jnp.array([0, 1, 2, 0]), 2, r"y has labels outside \[0, 1\]"),
+        (jnp.array([0, 1, 1, 0]), 2, None),
+        (jnp.array([0.0, 1.0, 1.5, 0.0]), 2, r"y has labels outside \[0, 1\]"),
+        (jnp.array([0.0, 1.0, jnp.nan, 0.0]), 2, "y contains NaN"),
+        (jnp.array([0.0, 0.25, 1.0, 0.5]), 2, None),  # soft labels
+        (jnp.array([0, 1, 5, 2]), 3, r"y has class ids outside \[0, 3\)"),
+        (jnp.array([0, 2, 1, 2]), 3, None),
+    ]
+    for y, k, error in cases:
+        if error is None:  # valid labels give fit's own result
+            got, _ = safe_fit(x, y, num_classes=k, l2=0.1)
+            want, _ = je.logistic.fit(x, y, num_classes=k, l2=0.1)
+            np.testing.assert_allclose(got["w"], want["w"], rtol=1e-6)
+        else:
+            with pytest.raises(ValueError, match=error):
+                safe_fit(x, y, num_classes=k, l2=0.1)
+    # loss reads the number of classes from the parameters' shape
+    safe_loss = je.checked(je.logistic.loss)
+    with pytest.raises(ValueError, match=r"y has class ids outside \[0, 3\)"):
+        safe_loss(je.logistic.init(2, 3), x, jnp.array([0, 1, 3, 2]))
+    with pytest.raises(ValueError, match=r"y has labels outside \[0, 1\]"):
+        safe_loss(je.logistic.init(2), x, jnp.array([0, 1, 3, 1]))
+    # zero parameters: log 3 per example, rounded to float32 (init's dtype)
+    np.testing.assert_allclose(
+        safe_loss(je.logistic.init(2, 3), x, jnp.array([0, 1, 2, 2])), np.log(3), rtol=1e-7
+    )
