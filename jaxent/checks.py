@@ -130,15 +130,40 @@ def _check(name: str, kind: str, x: jax.Array, axis: int, where: Any, tol: float
     checkify.check(jnp.all(jnp.abs(total - 1) <= t), msg)
 
 
-def _static_option(value: Any) -> bool:
-    """Hashable non-array options (``base``, ``axis``, ``num_classes``...) stay static."""
+# Options that stay static although they may be Python floats: the unit (``base`` is
+# turned into a constant at trace time and must be concrete).
+_STATIC_NAMES = frozenset({"base"})
+# Ranges of float options that the functions check only when the value is a Python
+# number; traced here, they are checked with the arrays instead.
+_OPTION_RANGES = {"label_smoothing": (0.0, 1.0)}
+
+
+def _static_option(name: str, value: Any, default: Any) -> bool:
+    """Whether an option is a static argument of the compiled check, or traced.
+
+    Hashable non-array options (``axis``, ``num_classes``, strings, ints) stay
+    static. Python floats (``l2``, ``label_smoothing``) are traced, so that a new
+    value does not recompile; a float equal to its default stays static (the
+    default call keeps its program), and so does ``base``.
+    """
     if isinstance(value, (jax.Array, np.ndarray)):
+        return False
+    if (
+        isinstance(value, (float, np.floating))
+        and name not in _STATIC_NAMES
+        and not (isinstance(default, float) and value == default)
+    ):
         return False
     try:
         hash(value)
     except TypeError:  # e.g. a dict of parameters: traced like an array
         return False
     return True
+
+
+def _check_option(name: str, value: Any) -> None:
+    lo, hi = _OPTION_RANGES[name]
+    checkify.check(jnp.all((value >= lo) & (value <= hi)), f"{name} must lie in [{lo:g}, {hi:g}]")
 
 
 def checked(fn: Callable, *, tol: float | None = None) -> Callable:
@@ -151,6 +176,11 @@ def checked(fn: Callable, *, tol: float | None = None) -> Callable:
     entries ``where`` keeps); joint tables summing to 1 over their last two axes;
     elementwise probabilities at most 1. Call it from Python, not from inside
     another ``jax.jit``: checkify cannot raise there.
+
+    The compiled program is cached per set of static options (``axis``, ``base``,
+    ints, strings). Python float options (``l2``, ``label_smoothing``) are traced,
+    so a new value does not recompile (a float equal to its default stays static);
+    ``label_smoothing`` is checked to lie in [0, 1].
 
     Args:
       fn: a public jaxent function (or ``jax.jit`` of one).
@@ -190,6 +220,8 @@ def checked(fn: Callable, *, tol: float | None = None) -> Callable:
                     )
                 elif name in dyn:
                     _check(name, kind, dyn[name], axis, dyn.get("where"), tol)
+            for name in _OPTION_RANGES.keys() & dyn.keys():
+                _check_option(name, dyn[name])
             return inner(**dyn, **static)  # inner: fn without its jit, static args stay static
 
         return jax.jit(checkify.checkify(body))
@@ -201,7 +233,8 @@ def checked(fn: Callable, *, tol: float | None = None) -> Callable:
         dynamic = {
             n: v
             for n, v in bound.arguments.items()
-            if v is not None and (n in arrays or not _static_option(v))
+            if v is not None
+            and (n in arrays or not _static_option(n, v, sig.parameters[n].default))
         }
         static = tuple((n, v) for n, v in bound.arguments.items() if n not in dynamic)
         err, out = compiled(static)(dynamic)
