@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import math
 import os
 import sys
 import tempfile
@@ -46,12 +47,39 @@ DATASETS = {"breast_cancer": load_breast_cancer, "digits": load_digits}
 def _positive(kind):
     def parse(text: str):
         value = kind(text)
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+        if not (value > 0 and math.isfinite(value)):  # nan and inf too
+            raise argparse.ArgumentTypeError(f"must be > 0 and finite, got {text}")
         return value
 
     parse.__name__ = kind.__name__  # argparse names it in "invalid int value"
     return parse
+
+
+# The seeds train_test_split accepts (NumPy's legacy RandomState).
+_MAX_SEED = 2**32 - 1
+
+
+def _seed(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= _MAX_SEED:
+        raise argparse.ArgumentTypeError(f"must be an integer in [0, {_MAX_SEED}], got {text}")
+    return value
+
+
+@functools.cache
+def load(name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Features and labels of a dataset, loaded once (validation and training share it)."""
+    return DATASETS[name](return_X_y=True)
+
+
+def split_dataset(name: str, test_size: float, seed: int) -> list[np.ndarray]:
+    """``x_train, x_test, y_train, y_test``, stratified; the same call validates options."""
+    x, y = load(name)
+    return train_test_split(x, y, test_size=test_size, random_state=seed, stratify=y)
+
+
+class Diverged(RuntimeError):
+    """Training produced a non-finite objective or parameters."""
 
 
 def _fraction(text: str) -> float:
@@ -81,7 +109,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--C", type=_positive(float), default=1.0, help="inverse l2 strength, as scikit-learn's"
     )
     parser.add_argument("--test-size", type=_fraction, default=0.25, help="held-out fraction")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the train/test split")
+    parser.add_argument(
+        "--seed", type=_seed, default=0, help=f"seed of the train/test split, 0 to {_MAX_SEED}"
+    )
     parser.add_argument(
         "--datasets",
         nargs="+",
@@ -94,6 +124,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     args = parser.parse_args(argv)
+    # Every option is checked before any work: the split of each dataset is made once
+    # here (scikit-learn's own rules: each class in both parts), the folder last.
+    for name in args.datasets:
+        try:
+            split_dataset(name, args.test_size, args.seed)
+        except ValueError as err:
+            parser.error(f"--test-size {args.test_size} cannot split {name}: {err}")
     try:
         os.makedirs(args.out, exist_ok=True)
         with tempfile.TemporaryFile(dir=args.out):
@@ -129,8 +166,15 @@ def train(x, y, num_classes, l2, args, desc):
             (params, state), values = run(params, state, length=length)
             curve.append(np.asarray(values))
             done += length
+            if not np.all(np.isfinite(curve[-1])):
+                # values[i] is the objective after i steps
+                seen = np.concatenate(curve)
+                i = int(np.argmin(np.isfinite(seen)))
+                raise Diverged(f"{desc}: the objective is {seen[i]} after {i} Adam steps")
             bar.update(length)
             bar.set_postfix(loss=f"{float(values[-1]):.4f}")
+    if not all(np.all(np.isfinite(leaf)) for leaf in jax.tree.leaves(params)):
+        raise Diverged(f"{desc}: the parameters are not finite after {args.steps} Adam steps")
     return params, np.concatenate(curve)
 
 
@@ -184,10 +228,8 @@ def report(title: str, rows: dict[str, tuple]) -> str:
 
 
 def run_dataset(name: str, args, ax_loss, ax_hist) -> str:
-    x, y = DATASETS[name](return_X_y=True)
-    x_train, x_test, y_train, y_test = train_test_split(
-        x, y, test_size=args.test_size, random_state=args.seed, stratify=y
-    )
+    _, y = load(name)
+    x_train, x_test, y_train, y_test = split_dataset(name, args.test_size, args.seed)
     scaler = StandardScaler().fit(x_train)
     x_train = scaler.transform(x_train).astype(np.float32)
     x_test = scaler.transform(x_test).astype(np.float32)
@@ -248,8 +290,19 @@ def main(argv: list[str] | None = None) -> int:
     fig_hist, axes = plt.subplots(
         1, len(args.datasets), figsize=(5 * len(args.datasets), 4), squeeze=False
     )
-    for name, ax_hist in zip(args.datasets, axes[0]):
-        print(run_dataset(name, args, ax_loss, ax_hist), end="\n\n", flush=True)
+    try:
+        for name, ax_hist in zip(args.datasets, axes[0]):
+            print(run_dataset(name, args, ax_loss, ax_hist), end="\n\n", flush=True)
+    except Diverged as err:
+        # Nothing is saved: plots of an earlier run stay as they were.
+        plt.close(fig_loss)
+        plt.close(fig_hist)
+        print(
+            f"python -m jaxent: error: training diverged on {err} (--learning-rate "
+            f"{args.learning_rate}); try a smaller --learning-rate. No plots were saved.",
+            file=sys.stderr,
+        )
+        return 1
     ax_loss.set(
         xlabel="Adam step",
         ylabel="objective - Newton optimum (nats)",

@@ -21,7 +21,7 @@ from jax.experimental import checkify
 
 __all__ = ["checked"]
 
-_KINDS = ("probs", "joint", "unit", "finite", "counts", "classes")
+_KINDS = ("probs", "joint", "unit", "finite", "counts", "classes", "labels")
 
 
 def expects(**kinds: str) -> Callable[[Callable], Callable]:
@@ -33,7 +33,10 @@ def expects(**kinds: str) -> Callable[[Callable], Callable]:
     logits, samples, parameters), ``"counts"`` (finite and non-negative:
     histogram counts) or ``"classes"`` (integer class ids in ``[0, K)``, ``K`` the
     size of ``logits`` along ``axis`` or the last size of ``weight``; rows that a
-    ``where`` of the labels' shape drops are not checked).
+    ``where`` of the labels' shape drops are not checked) or ``"labels"`` (a
+    classifier's labels: in [0, 1] for two classes, hard or soft; integer class ids
+    in ``[0, K)`` for ``K > 2``; ``K`` is the ``num_classes`` option, or read from
+    the shape of ``params["w"]``: ``[d]`` for two classes, ``[d, K]`` otherwise).
     """
     for name, kind in kinds.items():
         if kind not in _KINDS:
@@ -78,6 +81,28 @@ def _check_classes(name: str, x: jax.Array, num_classes: int, where: Any) -> Non
     checkify.check(jnp.all(ok), f"{name} has class ids outside [0, {num_classes})")
 
 
+def _classifier_classes(args: dict[str, Any]) -> int:
+    """``K`` for a classifier's labels: ``num_classes``, or the shape of ``params["w"]``."""
+    if "num_classes" in args:
+        return args["num_classes"]
+    w = args["params"]["w"]
+    return 2 if jnp.ndim(w) == 1 else jnp.shape(w)[-1]
+
+
+def _check_classifier_labels(name: str, y: Any, num_classes: int) -> None:
+    y = jnp.asarray(y)
+    if jnp.issubdtype(y.dtype, jnp.inexact):
+        checkify.check(~jnp.any(jnp.isnan(y)), f"{name} contains NaN")
+    if num_classes == 2:
+        checkify.check(
+            jnp.all((y >= 0) & (y <= 1)),
+            f"{name} has labels outside [0, 1] (two classes: 0/1 or soft labels; "
+            "num_classes=K for K classes)",
+        )
+    else:
+        _check_classes(name, y, num_classes, None)
+
+
 def _check(name: str, kind: str, x: jax.Array, axis: int, where: Any, tol: float | None) -> None:
     x = jnp.asarray(x)
     if not jnp.issubdtype(x.dtype, jnp.inexact):
@@ -105,15 +130,40 @@ def _check(name: str, kind: str, x: jax.Array, axis: int, where: Any, tol: float
     checkify.check(jnp.all(jnp.abs(total - 1) <= t), msg)
 
 
-def _static_option(value: Any) -> bool:
-    """Hashable non-array options (``base``, ``axis``, ``num_classes``...) stay static."""
+# Options that stay static although they may be Python floats: the unit (``base`` is
+# turned into a constant at trace time and must be concrete).
+_STATIC_NAMES = frozenset({"base"})
+# Ranges of float options that the functions check only when the value is a Python
+# number; traced here, they are checked with the arrays instead.
+_OPTION_RANGES = {"label_smoothing": (0.0, 1.0)}
+
+
+def _static_option(name: str, value: Any, default: Any) -> bool:
+    """Whether an option is a static argument of the compiled check, or traced.
+
+    Hashable non-array options (``axis``, ``num_classes``, strings, ints) stay
+    static. Python floats (``l2``, ``label_smoothing``) are traced, so that a new
+    value does not recompile; a float equal to its default stays static (the
+    default call keeps its program), and so does ``base``.
+    """
     if isinstance(value, (jax.Array, np.ndarray)):
+        return False
+    if (
+        isinstance(value, (float, np.floating))
+        and name not in _STATIC_NAMES
+        and not (isinstance(default, float) and value == default)
+    ):
         return False
     try:
         hash(value)
     except TypeError:  # e.g. a dict of parameters: traced like an array
         return False
     return True
+
+
+def _check_option(name: str, value: Any) -> None:
+    lo, hi = _OPTION_RANGES[name]
+    checkify.check(jnp.all((value >= lo) & (value <= hi)), f"{name} must lie in [{lo:g}, {hi:g}]")
 
 
 def checked(fn: Callable, *, tol: float | None = None) -> Callable:
@@ -126,6 +176,11 @@ def checked(fn: Callable, *, tol: float | None = None) -> Callable:
     entries ``where`` keeps); joint tables summing to 1 over their last two axes;
     elementwise probabilities at most 1. Call it from Python, not from inside
     another ``jax.jit``: checkify cannot raise there.
+
+    The compiled program is cached per set of static options (``axis``, ``base``,
+    ints, strings). Python float options (``l2``, ``label_smoothing``) are traced,
+    so a new value does not recompile (a float equal to its default stays static);
+    ``label_smoothing`` is checked to lie in [0, 1].
 
     Args:
       fn: a public jaxent function (or ``jax.jit`` of one).
@@ -159,8 +214,14 @@ def checked(fn: Callable, *, tol: float | None = None) -> Callable:
             for name, kind in kinds.items():
                 if name in dyn and kind == "classes":
                     _check_classes(name, dyn[name], _num_classes(dyn, axis), dyn.get("where"))
+                elif name in dyn and kind == "labels":
+                    _check_classifier_labels(
+                        name, dyn[name], _classifier_classes({**dyn, **static})
+                    )
                 elif name in dyn:
                     _check(name, kind, dyn[name], axis, dyn.get("where"), tol)
+            for name in _OPTION_RANGES.keys() & dyn.keys():
+                _check_option(name, dyn[name])
             return inner(**dyn, **static)  # inner: fn without its jit, static args stay static
 
         return jax.jit(checkify.checkify(body))
@@ -172,7 +233,8 @@ def checked(fn: Callable, *, tol: float | None = None) -> Callable:
         dynamic = {
             n: v
             for n, v in bound.arguments.items()
-            if v is not None and (n in arrays or not _static_option(v))
+            if v is not None
+            and (n in arrays or not _static_option(n, v, sig.parameters[n].default))
         }
         static = tuple((n, v) for n, v in bound.arguments.items() if n not in dynamic)
         err, out = compiled(static)(dynamic)

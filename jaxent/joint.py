@@ -175,7 +175,10 @@ def normalized_mutual_information(
 
     ``average`` has scikit-learn's meanings (``normalized_mutual_info_score``'s
     ``average_method``); as there, two constant variables give 1 and a zero
-    denominator otherwise gives 0. Unitless, so no ``base``.
+    denominator otherwise gives 0. A variable is constant when one of its values
+    holds all the probability; then ``H = 0`` and ``I = 0`` exactly, so one constant
+    variable gives exactly 0 for every ``average``. Rounding never takes the result
+    out of [0, 1]. Unitless, so no ``base``.
 
     Args:
       pxy: joint probabilities ``[..., nx, ny]``.
@@ -192,15 +195,24 @@ def normalized_mutual_information(
     if average not in _AVERAGES:
         raise ValueError(f"average must be one of {_AVERAGES}; got {average!r}")
     pxy, dtype = _table(pxy)
-    hx = jnp.sum(-nx.xlogy(px := jnp.sum(pxy, axis=-1), px), axis=-1)
-    hy = jnp.sum(-nx.xlogy(py := jnp.sum(pxy, axis=-2), py), axis=-1)
+    px, py = jnp.sum(pxy, axis=-1), jnp.sum(pxy, axis=-2)
+    # A variable with one value of positive probability has H = 0 and I = 0 exactly;
+    # computed, both are rounding noise (px = 1 - 1e-16 gives H(X) ~ 1e-16), and so
+    # is their ratio (2.5 for a constant X with "min"). Count the support instead.
+    x_const = jnp.sum(px > 0, axis=-1) <= 1
+    y_const = jnp.sum(py > 0, axis=-1) <= 1
+    hx = jnp.where(x_const, 0, jnp.sum(-nx.xlogy(px, px), axis=-1))
+    hy = jnp.where(y_const, 0, jnp.sum(-nx.xlogy(py, py), axis=-1))
     den = {
         "arithmetic": lambda: (hx + hy) / 2,
         "geometric": lambda: nx.safe_sqrt(hx * hy),
         "min": lambda: jnp.minimum(hx, hy),
         "max": lambda: jnp.maximum(hx, hy),
     }[average]()
-    mi = mutual_information(pxy)
+    mi = jnp.where(x_const | y_const, 0, mutual_information(pxy))
     nmi = jnp.where(den > 0, mi / jnp.where(den > 0, den, 1), 0)
-    nmi = jnp.where((hx == 0) & (hy == 0), 1, nmi)
+    # I <= min(H(X), H(Y)) <= every mean: only rounding leaves [0, 1] (where, not clip,
+    # so that an NMI of exactly 1 keeps its whole gradient).
+    nmi = jnp.where(nmi > 1, 1, jnp.where(nmi < 0, 0, nmi))
+    nmi = jnp.where(x_const & y_const, 1, nmi)
     return nmi.astype(dtype)

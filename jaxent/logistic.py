@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from jax.typing import ArrayLike, DTypeLike
 
@@ -124,7 +125,33 @@ def _check_labels(batch_shape: tuple[int, ...], y: jax.Array, binary: bool) -> j
     return y
 
 
-@expects(x="finite", y="finite")
+def _check_label_values(y: jax.Array, num_classes: int) -> None:
+    """Raises on labels out of range when their values are known (outside jit and vmap).
+
+    Traced labels are not seen here; ``je.checked`` checks them (``expects`` below).
+    """
+    if isinstance(y, jax.core.Tracer):
+        return
+    values = np.asarray(y)
+    if num_classes == 2:
+        bad = ~((values >= 0) & (values <= 1))  # NaN too
+        want = "0/1 (or soft labels in [0, 1])"
+    else:
+        bad = (values < 0) | (values >= num_classes)
+        want = f"class ids in [0, {num_classes})"
+    if not np.any(bad):
+        return
+    found = f"{values[bad].flat[0].item():.7g}"
+    hint = ""
+    if np.all(values >= 0) and np.all(values == np.floor(values)):
+        top = int(values.max())
+        hint = f"; for {top + 1} classes (labels 0 to {top}) pass num_classes={top + 1}"
+    raise ValueError(
+        f"y must hold {want} for num_classes={num_classes}; found the label {found}{hint}"
+    )
+
+
+@expects(x="finite", y="labels")
 def loss(params: Params, x: ArrayLike, y: ArrayLike, *, l2: ArrayLike = 0.0) -> jax.Array:
     r"""The penalized training objective, in nats.
 
@@ -140,7 +167,9 @@ def loss(params: Params, x: ArrayLike, y: ArrayLike, *, l2: ArrayLike = 0.0) -> 
       params: as from :func:`init`.
       x: features ``[n, d]``.
       y: labels ``[n]``: in ``[0, 1]`` for binary parameters (soft labels allowed),
-        integer class indices otherwise.
+        integer class indices in ``[0, K)`` otherwise. Labels out of range raise a
+        ``ValueError`` when their values are known (outside ``jit`` and ``vmap``);
+        traced labels are checked by ``je.checked(loss)``.
       l2: the ridge penalty :math:`\lambda \ge 0`.
 
     Returns:
@@ -156,10 +185,11 @@ def loss(params: Params, x: ArrayLike, y: ArrayLike, *, l2: ArrayLike = 0.0) -> 
     z = _logits(params, x)
     binary = jnp.ndim(params["w"]) == 1
     y = _check_labels(z.shape if binary else z.shape[:-1], jnp.asarray(y), binary)
+    _check_label_values(y, 2 if binary else z.shape[-1])
     return _objective(z, jnp.asarray(params["w"]), y, jnp.asarray(l2, z.dtype))
 
 
-@expects(x="finite", y="finite")
+@expects(x="finite", y="labels")
 def fit(
     x: ArrayLike,
     y: ArrayLike,
@@ -201,7 +231,9 @@ def fit(
       x: features ``[n, d]``; their floating dtype is the parameters' dtype (half
         precision is fitted in float32, integers in the default float dtype).
       y: labels ``[n]``: 0/1 (or in ``[0, 1]``) for ``num_classes=2``, integer class
-        indices otherwise.
+        indices in ``[0, num_classes)`` otherwise. Labels out of range raise a
+        ``ValueError`` when their values are known (outside ``jit`` and ``vmap``);
+        traced labels are checked by ``je.checked(fit)``.
       num_classes: 2 for binary, ``K > 2`` for multinomial.
       l2: the ridge penalty; ``1/(C n)`` matches scikit-learn's ``C``.
       optimizer: an optax transformation, or None for the default solver.
@@ -228,6 +260,7 @@ def fit(
         raise ValueError(f"x must be [n, d] (vmap over more datasets); got shape {x.shape}")
     binary = num_classes == 2
     y = _check_labels(x.shape[:1], jnp.asarray(y), binary)
+    _check_label_values(y, num_classes)
     l2 = jnp.asarray(l2, x.dtype)
     num_unknowns = (x.shape[1] + 1) * (1 if binary else num_classes)
     if optimizer is None and num_unknowns <= _NEWTON_MAX_UNKNOWNS:

@@ -1,5 +1,7 @@
 """je.checked: value errors raised with a message naming the problem."""
 
+import inspect
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -138,3 +140,85 @@ def test_class_ids_are_checked_against_the_number_of_classes():
     )
     with pytest.raises(ValueError, match=r"outside \[0, 5\)"):
         fused(hidden, weight, jnp.array([0, 5, 1]))
+
+
+def test_logistic_labels_are_checked_against_the_number_of_classes():
+    # Issue 11: fit declared y only as "finite", so out-of-range labels went through
+    # (a loss of -6.7e18 for labels 0, 1, 2 with two classes; NaN for 5 with three).
+    x = jnp.array([[0.0, 1.0], [1.0, 0.0], [1.0, 1.0], [0.5, -1.0]])
+    safe_fit = je.checked(je.logistic.fit)
+    cases = [  # (labels, num_classes, error or None); one compilation per dtype and K
+        (jnp.array([0, 1, 2, 0]), 2, r"y has labels outside \[0, 1\]"),
+        (jnp.array([0, 1, 1, 0]), 2, None),
+        (jnp.array([0.0, 1.0, 1.5, 0.0]), 2, r"y has labels outside \[0, 1\]"),
+        (jnp.array([0.0, 1.0, jnp.nan, 0.0]), 2, "y contains NaN"),
+        (jnp.array([0.0, 0.25, 1.0, 0.5]), 2, None),  # soft labels
+        (jnp.array([0, 1, 5, 2]), 3, r"y has class ids outside \[0, 3\)"),
+        (jnp.array([0, 2, 1, 2]), 3, None),
+    ]
+    for y, k, error in cases:
+        if error is None:  # valid labels give fit's own result
+            got, _ = safe_fit(x, y, num_classes=k, l2=0.1)
+            want, _ = je.logistic.fit(x, y, num_classes=k, l2=0.1)
+            np.testing.assert_allclose(got["w"], want["w"], rtol=1e-6)
+        else:
+            with pytest.raises(ValueError, match=error):
+                safe_fit(x, y, num_classes=k, l2=0.1)
+    # loss reads the number of classes from the parameters' shape
+    safe_loss = je.checked(je.logistic.loss)
+    with pytest.raises(ValueError, match=r"y has class ids outside \[0, 3\)"):
+        safe_loss(je.logistic.init(2, 3), x, jnp.array([0, 1, 3, 2]))
+    with pytest.raises(ValueError, match=r"y has labels outside \[0, 1\]"):
+        safe_loss(je.logistic.init(2), x, jnp.array([0, 1, 3, 1]))
+    # zero parameters: log 3 per example, rounded to float32 (init's dtype)
+    np.testing.assert_allclose(
+        safe_loss(je.logistic.init(2, 3), x, jnp.array([0, 1, 2, 2])), np.log(3), rtol=1e-7
+    )
+
+
+def _counting(fn, traces):
+    """``fn`` with the same declarations, appending to ``traces`` each time it is traced."""
+
+    def wrapper(*args, **kwargs):
+        traces.append(kwargs)
+        return fn(*args, **kwargs)
+
+    wrapper.__signature__ = inspect.signature(fn)
+    return je.checks.expects(**fn._jaxent_expects)(wrapper)
+
+
+def test_new_float_options_do_not_retrace():
+    # Issue 11: every new Python float was a static argument, a new compilation (2-3 s).
+    traces = []
+    safe = je.checked(_counting(je.losses.softmax_cross_entropy, traces))
+    logits = jnp.array([[1.0, 2.0, 3.0], [0.5, -1.0, 2.0]])
+    labels = jnp.array([[0.0, 0.0, 1.0], [0.5, 0.5, 0.0]])
+    for smoothing in (0.1, 0.2, 0.35):
+        np.testing.assert_allclose(  # the traced value is the one used
+            safe(logits, labels, label_smoothing=smoothing),
+            je.losses.softmax_cross_entropy(logits, labels, label_smoothing=smoothing),
+            rtol=1e-6,
+        )
+    assert len(traces) == 1
+    with pytest.raises(ValueError, match=r"label_smoothing must lie in \[0, 1\]"):
+        safe(logits, labels, label_smoothing=1.5)  # still rejected, now traced
+    assert len(traces) == 1
+    safe(logits, labels)  # the default value stays static: its own program
+    assert len(traces) == 2
+
+    traces = []
+    safe_loss = je.checked(_counting(je.logistic.loss, traces))
+    params = {"w": jnp.array([0.5, -1.0]), "b": jnp.array(0.25)}
+    x, y = jnp.array([[1.0, 2.0], [-1.0, 0.5]]), jnp.array([0, 1])
+    for l2 in (0.01, 0.5):
+        np.testing.assert_allclose(
+            safe_loss(params, x, y, l2=l2), je.logistic.loss(params, x, y, l2=l2), rtol=1e-6
+        )
+    assert len(traces) == 1
+
+
+def test_float_base_stays_static():
+    # base must be concrete (it becomes a constant): a float base is not traced.
+    safe = je.checked(je.kl_divergence)
+    np.testing.assert_allclose(safe(P, Q, base=2.0), je.kl_divergence(P, Q, base=2.0))
+    np.testing.assert_allclose(safe(P, Q, base=10.0), je.kl_divergence(P, Q, base=10.0))

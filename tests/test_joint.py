@@ -138,3 +138,66 @@ def test_gradients_finite_with_zeros():
 def test_shape_errors():
     with pytest.raises(ValueError, match=r"\(4,\)"):
         je.mutual_information(jnp.ones(4) / 4)
+
+
+# Issue 8: a constant variable gives an NMI of exactly 0 (rounding used to leave
+# H(X) ~ 1e-16 and ratios up to 2.5), and no table gives an NMI outside [0, 1].
+AVERAGES = ("arithmetic", "geometric", "min", "max")
+
+
+@jax.jit
+def _nmi_every_average(pxy):
+    return jnp.stack([je.normalized_mutual_information(pxy, average=a) for a in AVERAGES])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_nmi_is_exactly_zero_when_one_variable_is_constant(dtype):
+    # The issue's table, eagerly: H(X) came out ~1e-16 and "min" gave 2.5.
+    assert (
+        float(je.normalized_mutual_information(jnp.full((1, 10), 0.1, dtype), average="min")) == 0
+    )
+    # scikit-learn's test_exactly_zero_info_score: labels ones(size) against arange(size)
+    for size in (10, 100, 10000):
+        labels_a, labels_b = np.ones(size, dtype=int), np.arange(size)
+        ref = [normalized_mutual_info_score(labels_a, labels_b, average_method=a) for a in AVERAGES]
+        np.testing.assert_allclose(ref, 0.0, atol=1e-15)
+        for table in (jnp.full((1, size), 1 / size, dtype), jnp.full((size, 1), 1 / size, dtype)):
+            # exactly 0 for every average, the structural zero it is
+            assert _nmi_every_average(table).tolist() == [0.0] * 4
+
+
+def test_nmi_constant_variable_in_a_batch_has_finite_gradients():
+    zeros = jnp.zeros((3, 4))
+    tables = jnp.stack([zeros.at[1].set(0.25), zeros.at[:, 2].set(jnp.array([0.2, 0.3, 0.5]))])
+    # constant X, then constant Y: 0 for every average
+    assert _nmi_every_average(tables).tolist() == [[0.0, 0.0]] * 4
+    grads = jax.jit(jax.jacrev(lambda p: _nmi_every_average(p).sum(-1)))(tables)
+    chex.assert_tree_all_finite(grads)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_nmi_stays_in_unit_interval_and_matches_sklearn(dtype):
+    rng = np.random.default_rng(8)
+    # Perfect matches with uneven counts (NMI = 1, computed as 1 + 4e-16 or 1 + 2e-7
+    # before the clamp), random tables with constant-looking sparse rows, and tables
+    # with a single live row or column (NMI = 0).
+    tables = []
+    for _ in range(60):
+        tables.append(np.diag(rng.integers(1, 7, size=5))[:, rng.permutation(5)])
+        sparse = rng.integers(0, 4, size=(5, 5)) * (rng.random((5, 5)) < 0.3)
+        sparse[rng.integers(5), rng.integers(5)] += 1
+        tables.append(sparse)
+        one_row = np.zeros((5, 5), dtype=int)
+        one_row[rng.integers(5)] = rng.integers(1, 5, size=5)
+        tables.append(one_row if rng.random() < 0.5 else one_row.T)
+    counts = np.stack(tables)
+    pxy = jnp.asarray(counts / counts.sum(axis=(1, 2), keepdims=True), dtype)
+    # float64: the few ulps of a ratio of sums of logs; float32: its epsilon, a few times
+    tol = 1e-12 if dtype == np.float64 else 2e-6
+    for average, got in zip(AVERAGES, np.asarray(_nmi_every_average(pxy))):
+        assert np.all((got >= 0) & (got <= 1)), got[(got < 0) | (got > 1)]
+        ref = [
+            normalized_mutual_info_score(*_labels_from_counts(c), average_method=average)
+            for c in counts
+        ]
+        np.testing.assert_allclose(got, ref, rtol=tol, atol=tol)

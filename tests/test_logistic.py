@@ -239,3 +239,48 @@ class TestOptaxSolvers:
         chex.assert_shape(losses, (200,))
         grad = jax.grad(logistic.loss)(params, x, y, l2=0.1)
         assert float(optax.tree.norm(grad)) < 1e-5
+
+
+# Issue 11: labels out of range raised nothing (0, 1, 2 with the default num_classes=2
+# gave a loss of -6.7e18; a label 5 with num_classes=3, NaN losses). Concrete labels are
+# checked at once; traced ones by je.checked (tests/test_checks.py).
+class TestLabelRange:
+    @pytest.mark.parametrize(
+        "labels, num_classes, message",
+        [
+            ([0, 1, 2, 0], 2, r"0/1 .* found the label 2; .* pass num_classes=3"),
+            ([0, 1, 5, 2], 3, r"class ids in \[0, 3\) .* found the label 5"),
+            ([0, 1, -1, 2], 3, r"found the label -1"),
+            ([0.0, 1.0, 1.5, 0.0], 2, r"found the label 1\.5"),
+            ([0.0, 1.0, np.nan, 0.0], 2, r"found the label nan"),
+        ],
+    )
+    def test_out_of_range_labels_raise(self, labels, num_classes, message):
+        x = np.array([[0.0, 1.0], [1.0, 0.0], [1.0, 1.0], [0.5, -1.0]])
+        with pytest.raises(ValueError, match=message):
+            logistic.fit(x, np.array(labels), num_classes=num_classes)
+        params = logistic.init(2, num_classes)
+        with pytest.raises(ValueError, match=message):
+            logistic.loss(params, x, np.array(labels))
+
+    def test_soft_and_boundary_labels_are_accepted(self):
+        # Soft binary labels and the extreme classes are valid: the objective equals
+        # the float64 NumPy formula.
+        x, _ = _problem(12, n=8)
+        soft = np.linspace(0, 1, 8)
+        params, losses = logistic.fit(x, soft, l2=0.1)
+        np.testing.assert_allclose(
+            losses[-1], _objective(params["w"], params["b"], x, soft, 0.1), rtol=1e-12
+        )
+        labels = np.array([0, 2, 1, 2, 0, 1, 2, 0])
+        params, losses = logistic.fit(x, labels, num_classes=3, l2=0.1)
+        np.testing.assert_allclose(
+            losses[-1], _objective(params["w"], params["b"], x, labels, 0.1), rtol=1e-12
+        )
+
+    def test_traced_labels_are_left_to_checked(self):
+        # Under jit the values are unknown at trace time: no error, the same program.
+        x, y = _problem(13, n=8)
+        params, _ = fit(x, y, l2=0.1)
+        want, _ = logistic.fit(x, y, l2=0.1)
+        chex.assert_trees_all_close(params, want, rtol=1e-12)

@@ -363,3 +363,60 @@ class ErrorTest(parameterized.TestCase):
         hidden[0, 0] = np.nan
         with pytest.raises(ValueError, match="hidden contains NaN"):
             je.checked(losses.fused_linear_cross_entropy)(hidden, weight, labels)
+
+
+# Issue 8: the default block comes from the shapes, so that the temporaries of value
+# and gradient stay at most 1/8 of the materialized path's (a fixed 2,048 classes
+# took 1/4 of them at V = 16,384 and 1/7.97 at V = 32,768).
+def _temp_bytes(loss, n, d, v):
+    args = (
+        jax.ShapeDtypeStruct((n, d), jnp.float32),
+        jax.ShapeDtypeStruct((d, v), jnp.float32),
+        jax.ShapeDtypeStruct((n,), jnp.int32),
+    )
+    stats = jax.jit(jax.value_and_grad(loss, (0, 1))).lower(*args).compile().memory_analysis()
+    if stats is None:
+        pytest.skip("this backend reports no memory analysis")
+    return stats.temp_size_in_bytes
+
+
+@pytest.mark.parametrize(
+    ("n", "d", "v", "limit"),
+    [
+        (2048, 32, 16384, 1 / 8),  # the issue's 1/8 where a block of 2,048 classes took 1/4
+        (8192, 64, 131072, 0.05),  # the issue's large vocabulary (D = 4,096 there)
+    ],
+)
+def test_default_block_keeps_temporaries_a_fraction_of_the_materialized_path(n, d, v, limit):
+    # compiled only, never run: XLA's own count of the temporaries (the [N, V] logits
+    # and their gradient on the materialized path)
+    fused_temp = _temp_bytes(losses.fused_linear_cross_entropy, n, d, v)
+    naive_temp = _temp_bytes(_naive, n, d, v)
+    assert naive_temp >= 2 * 4 * n * v  # the logits and their gradient, float32
+    assert fused_temp <= limit * naive_temp, (fused_temp, naive_temp)
+
+
+def test_auto_chunk_size_from_shapes_and_backend():
+    from jaxent.losses._fused import auto_chunk_size
+
+    # 1/32 of the classes at the issue's sizes, powers of two, at most the ceiling
+    assert auto_chunk_size(2048, 32768, platform="cpu") == 1024
+    assert auto_chunk_size(2048, 16384, platform="cpu") == 512
+    assert auto_chunk_size(8192, 131072, platform="cpu") == 512  # 16 MiB blocks
+    assert auto_chunk_size(8192, 131072, platform="gpu") == 2048  # 64 MiB blocks
+    # few rows: blocks of 256 KiB on a CPU (4 MiB on a GPU), not 32 tiny ones
+    assert auto_chunk_size(16, 32768, platform="cpu") == 4096
+    assert auto_chunk_size(16, 32768, platform="gpu") == 32768
+    assert auto_chunk_size(64, 100_000, platform="cpu") == 2048
+    # few classes: one block
+    assert auto_chunk_size(13, 29, platform="cpu") == 29
+    assert auto_chunk_size(0, 1000, platform="cpu") == 1000
+    assert auto_chunk_size(10**6, 1000, platform="tpu") == 128  # never under a lane width
+
+
+def test_default_block_matches_reference_over_several_blocks():
+    # 8192 rows x 1000 classes: the default takes blocks of 128 classes (8 blocks,
+    # the last one shifted), against SciPy's float64 log-softmax.
+    hidden, weight, labels = _inputs(50, n=8192, d=4, v=1000)
+    out = fused(hidden, weight, labels, reduction="none")
+    np.testing.assert_allclose(out, _ref_losses(hidden, weight, labels), rtol=F64_RTOL)

@@ -13,6 +13,64 @@ from jaxent.checks import expects
 
 _REDUCTIONS = ("mean", "sum", "none")
 
+# Sizes of one [N, chunk] block of logits, in elements (4 bytes each in float32).
+# On a CPU, measured at N = 64, 512 and 2,048 (V = 32,768; noisy, a shared machine):
+# blocks of 256 to 2,048 classes take the same time, larger ones up to 1.4x longer;
+# so a block is never larger than 16 MiB, and not split below 256 KiB (a few rows: a
+# few blocks, not many tiny ones). On GPU and TPU, where every block costs kernel
+# launches, larger bounds (a guess, not measured).
+_BLOCK_FLOOR = {"cpu": 2**16}
+_BLOCK_FLOOR_ACCELERATOR = 2**20
+_BLOCK_CEILING = {"cpu": 2**22}
+_BLOCK_CEILING_ACCELERATOR = 2**24
+_LOGITS_FRACTION = 32  # a block is at most 1/32 of the [N, V] logits
+_MIN_CHUNK = 128  # a TPU's lane width; narrower products waste the matrix unit
+
+
+def auto_chunk_size(rows: int, num_classes: int, *, platform: str | None = None) -> int:
+    """Classes per block for ``rows`` rows and ``num_classes`` classes on a backend.
+
+    A power of two (at least 128, at most ``num_classes``), as large as allowed by:
+
+    * memory: a ``[rows, chunk]`` block is at most 1/32 of the ``[rows, V]``
+      logits. A few blocks are alive at once (4 in XLA's CPU schedule), so the
+      value and gradient need about 1/16 of the temporaries of the materialized
+      path, which keeps the logits and their gradient;
+    * speed: a block holds at most 16 MiB of float32 logits on a CPU (64 MiB on GPU
+      and TPU), where larger matrix products are no faster; memory then falls
+      further for large ``rows * V``;
+    * small problems: blocks under 256 KiB on a CPU (4 MiB on GPU and TPU) are not
+      split further, so that a few rows take a few blocks, not many tiny ones.
+
+    Args:
+      rows: ``N``, the number of rows (all batch axes together).
+      num_classes: ``V``.
+      platform: ``"cpu"``, ``"gpu"``, ``"tpu"``...; ``None`` for
+        :func:`jax.default_backend`.
+
+    Returns:
+      The block size, a Python int.
+
+    Examples:
+      >>> from jaxent.losses._fused import auto_chunk_size
+      >>> auto_chunk_size(2048, 32768, platform="cpu")
+      1024
+      >>> auto_chunk_size(8192, 131072, platform="cpu")
+      512
+      >>> auto_chunk_size(8192, 131072, platform="gpu")
+      2048
+      >>> auto_chunk_size(16, 32768, platform="cpu")  # a few rows: blocks of 256 KiB
+      4096
+    """
+    platform = jax.default_backend() if platform is None else platform
+    floor = _BLOCK_FLOOR.get(platform, _BLOCK_FLOOR_ACCELERATOR)
+    ceiling = _BLOCK_CEILING.get(platform, _BLOCK_CEILING_ACCELERATOR)
+    rows = max(rows, 1)
+    target = max(num_classes // _LOGITS_FRACTION, floor // rows)
+    target = min(target, ceiling // rows)
+    chunk = max(_MIN_CHUNK, 1 << (max(target, 1).bit_length() - 1))  # a power of 2 <= target
+    return min(chunk, num_classes)
+
 
 def _check_inputs(
     hidden: jax.Array, weight: jax.Array, labels: jax.Array, where: ArrayLike | None
@@ -110,7 +168,7 @@ def fused_linear_cross_entropy(
     *,
     where: ArrayLike | None = None,
     reduction: str = "mean",
-    chunk_size: int = 2048,
+    chunk_size: int | None = None,
 ) -> jax.Array:
     r"""Cross-entropy of ``hidden @ weight`` against integer labels, chunked over classes.
 
@@ -147,9 +205,13 @@ def fused_linear_cross_entropy(
         have loss 0, no gradient, and do not count in the mean.
       reduction: ``"mean"`` (over the kept rows; 0 when none is kept), ``"sum"``
         or ``"none"``.
-      chunk_size: classes per block (static). Larger blocks make bigger, faster
-        matrix products and take more memory: about ``N * chunk_size`` float32
-        values per live block. ``V`` need not be a multiple of it.
+      chunk_size: classes per block (static). ``None`` (the default) chooses it
+        from ``N``, ``V`` and the backend: a power of two near ``V / 32``, so that
+        the temporaries of value and gradient stay under 1/8 of the materialized
+        path's, with blocks of 256 KiB to 16 MiB of float32 logits on a CPU (4 to
+        64 MiB on GPU and TPU). Larger blocks make bigger matrix products and take
+        more memory: about ``N * chunk_size`` float32 values per live block.
+        ``V`` need not be a multiple of it.
 
     Returns:
       A scalar for ``"mean"`` and ``"sum"``; the loss per row, shaped like
@@ -185,8 +247,10 @@ def fused_linear_cross_entropy(
     where = _check_inputs(hidden, weight, labels, where)
     if reduction not in _REDUCTIONS:
         raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
-        raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
+    if chunk_size is not None and (
+        isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1
+    ):
+        raise ValueError(f"chunk_size must be a positive int or None, got {chunk_size!r}")
 
     work, dtype = _numerics.compute_dtype(hidden, weight)
     batch_shape = labels.shape
@@ -198,6 +262,8 @@ def fused_linear_cross_entropy(
     flat_labels = labels.reshape(-1)
     if flat_labels.dtype.itemsize < 4:
         flat_labels = flat_labels.astype(jnp.int32)
+    if chunk_size is None:
+        chunk_size = auto_chunk_size(flat_labels.size, num_classes)
     top, rest, label_logit = _chunked_logsumexp(
         flat_hidden,
         weight.astype(dtype),
