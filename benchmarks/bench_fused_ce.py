@@ -15,7 +15,7 @@ and outputs, i.e. the peak working memory of one call), on any backend. Times ar
 medians of ``--repeats`` calls after one warm-up call (compilation excluded).
 
     python benchmarks/bench_fused_ce.py [--sizes 2048x256x32768 8192x1024x65536]
-        [--dtype bfloat16] [--chunk-size 2048] [--repeats 5]
+        [--dtype bfloat16] [--chunk-size N] [--repeats 5]
 """
 
 from __future__ import annotations
@@ -70,7 +70,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", nargs="+", default=["1024x256x8192", "2048x256x32768"])
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
-    parser.add_argument("--chunk-size", type=int, default=2048)
+    parser.add_argument(
+        "--chunk-size", type=int, default=None, help="default: chosen from the shapes"
+    )
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     dtype = jnp.dtype(args.dtype)
@@ -78,7 +80,7 @@ def main() -> None:
 
     device = jax.devices()[0]
     print(
-        f"value_and_grad of the mean loss, {args.dtype}, chunk_size={args.chunk_size}; "
+        f"value_and_grad of the mean loss, {args.dtype}, chunk_size={args.chunk_size or 'auto'}; "
         f"jax {jax.__version__} on {device.platform} ({device.device_kind})"
     )
     print(

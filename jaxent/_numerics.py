@@ -34,8 +34,18 @@ def log_base(base: Base) -> float | None:
     if isinstance(base, bool) or not isinstance(base, (int, float)):
         try:
             base = float(base)
-        except (TypeError, jax.errors.ConcretizationTypeError) as err:
-            raise ValueError(f"base must be a concrete positive number, got {base!r}") from err
+        except jax.errors.ConcretizationTypeError as err:
+            raise ValueError(
+                f"base must be a concrete number, not a traced value (got {base!r}): under "
+                "jax.jit make it static, e.g. jax.jit(je.kl_divergence, "
+                "static_argnames='base'), or bind it first: "
+                "jax.jit(functools.partial(je.kl_divergence, base=2))"
+            ) from err
+        except TypeError as err:
+            raise ValueError(
+                f"base must be None, a positive number or one of {sorted(_NAMED_BASES)}; "
+                f"got {base!r}"
+            ) from err
     if not (base > 0 and base != 1 and math.isfinite(base)):
         raise ValueError(f"base must be positive, finite and not 1; got {base!r}")
     return math.log(base)

@@ -377,3 +377,10 @@ def test_renyi_divergence_of_nearly_equal_distributions(alpha):
     got = je.renyi_divergence(p, q, alpha)
     assert got.dtype == jnp.float32
     np.testing.assert_allclose(float(got), ref, rtol=1e-6)  # a few float32 ulps
+
+
+def test_traced_base_error_suggests_static_argnames():
+    with pytest.raises(ValueError, match="static_argnames='base'"):
+        jax.jit(je.kl_divergence)(jnp.array([0.5, 0.5]), jnp.array([0.5, 0.5]), base=2.0)
+    with pytest.raises(ValueError, match="positive number"):
+        je.entropy(jnp.array([0.5, 0.5]), base=[2])
