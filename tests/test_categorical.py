@@ -12,16 +12,11 @@ from jax.test_util import check_grads
 from scipy.spatial.distance import jensenshannon
 
 import jaxent as je
-from tests.utils import random_probs
+from tests.utils import random_probs, seeded_rng
 
 # float64 inputs, float64 references: agreement to a few ulps of the sum (rtol 1e-12
 # leaves room for different summation orders over up to 50 terms).
 RTOL = 1e-12
-
-
-@pytest.fixture
-def rng():
-    return np.random.default_rng()
 
 
 def _pq(rng, shape=(6, 9)):
@@ -33,7 +28,7 @@ class EagerAndJit(chex.TestCase):
 
     def setUp(self):
         super().setUp()
-        self.rng = np.random.default_rng()
+        self.rng = seeded_rng(self.id())
         self.p, self.q = _pq(self.rng)
 
     @chex.variants(with_jit=True, without_jit=True)

@@ -9,6 +9,7 @@ import scipy.special as sp
 from jax.test_util import check_grads
 
 import jaxent as je
+from tests.utils import seeded_rng
 
 RTOL = 1e-13  # one or two roundings in float64
 
@@ -22,7 +23,7 @@ def _probs(rng, n=64):
 class Values(chex.TestCase):
     def setUp(self):
         super().setUp()
-        rng = np.random.default_rng()
+        rng = seeded_rng(self.id())
         self.p, self.q = _probs(rng), rng.random(64)
 
     @chex.variants(with_jit=True, without_jit=True)

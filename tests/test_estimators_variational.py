@@ -10,11 +10,12 @@ import mpmath
 import numpy as np
 import pytest
 import scipy.special as sp
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as hst
 from hypothesis.extra import numpy as hnp
 
 import jaxent as je
+from tests.utils import examples
 
 BOUNDS = [
     je.estimators.infonce_bound,
@@ -84,11 +85,6 @@ def mp_references(s):
 # float64 against float64 references: a log-sum-exp and a mean over 5-25 terms;
 # rtol 1e-12 leaves room for different summation orders and the shifts.
 RTOL = 1e-12
-
-
-@pytest.fixture
-def rng():
-    return np.random.default_rng()
 
 
 def test_random_scores_match_references(rng):
@@ -254,7 +250,7 @@ def test_eager(rng):
         np.testing.assert_allclose(bound(scores), want, rtol=RTOL, atol=1e-14)
 
 
-@settings(max_examples=100)
+@examples(100)
 @given(hnp.arrays(np.float64, SHAPE[1:], elements=hst.floats(-30, 30)), hst.floats(-50, 50))
 def test_identities_that_hold_for_any_scores(s, shift):
     n = s.shape[-1]

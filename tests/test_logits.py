@@ -11,20 +11,15 @@ import scipy.stats as st
 from jax.test_util import check_grads
 
 import jaxent as je
-from tests.utils import random_probs
+from tests.utils import random_probs, seeded_rng
 
 RTOL = 1e-12
-
-
-@pytest.fixture
-def rng():
-    return np.random.default_rng()
 
 
 class Values(chex.TestCase):
     def setUp(self):
         super().setUp()
-        rng = np.random.default_rng()
+        rng = seeded_rng(self.id())
         self.z1 = rng.normal(scale=3.0, size=(5, 12))
         self.z2 = rng.normal(scale=3.0, size=(5, 12))
         self.p = random_probs(rng, (5, 12))
