@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 from hypothesis import settings
 
-from tests.utils import seeded_rng
+from tests.utils import ACCURACY_SECTION, seeded_rng
 
 jax.config.update("jax_enable_x64", True)
 
@@ -43,3 +43,13 @@ def rng(request) -> np.random.Generator:
 def pytest_collection_modifyitems(config, items):
     # Stable sort: slow tests first, each group in collection order.
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+def pytest_terminal_summary(terminalreporter):
+    # The accuracy table of tests/test_accuracy.py, from whichever worker ran it.
+    for report in terminalreporter.stats.get("passed", []) + terminalreporter.stats.get(
+        "failed", []
+    ):
+        for title, content in getattr(report, "sections", []):
+            if ACCURACY_SECTION in title:
+                terminalreporter.write_line(content)

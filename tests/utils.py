@@ -9,6 +9,9 @@ from hypothesis import settings
 # profile (conftest.py: "jaxent" by default, "thorough" with HYPOTHESIS_PROFILE) scales them.
 _BASE_EXAMPLES = 200
 
+# The key of the report section that tests/test_accuracy.py fills and conftest.py prints.
+ACCURACY_SECTION = "jaxent accuracy table"
+
 
 def seeded_rng(key: str) -> np.random.Generator:
     """A generator seeded from ``key`` (a test's node id or ``TestCase.id()``)."""
