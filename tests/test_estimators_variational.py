@@ -125,6 +125,7 @@ def test_identical_variables_with_pmi_critic_give_exact_mi():
     chex.assert_tree_all_finite(_grads(scores))
 
 
+@pytest.mark.slow
 def test_gaussian_with_true_critic_estimates_mi():
     # Correlated standard Gaussians, rho = 0.8: I = -log(1 - rho^2)/2 = 0.5108 nats. With
     # the critic log p(y|x)/p(y) (1 + that for NWJ, which is then unbiased), each bound
