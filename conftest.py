@@ -1,13 +1,55 @@
-"""Test configuration: float64 references need x64; 8 host devices for sharding tests."""
+"""Test configuration: float64 references need x64; 8 host devices for sharding tests.
+
+* ``XLA_FLAGS`` asks for 8 host CPU devices before JAX starts. Under pytest-xdist every
+  worker is a fresh Python process that imports this file first, so each worker has its
+  8 devices too.
+* ``rng``: a NumPy generator seeded from the test's node id, so a test draws the same
+  numbers on every run, alone or in any order, on any xdist worker.
+* Hypothesis: the default profile runs a moderate number of examples for the fast
+  loop; ``HYPOTHESIS_PROFILE=thorough`` runs many more (and a test's own
+  ``max_examples`` scales with the profile, see ``tests/utils.examples``).
+* Tests marked ``slow`` run first, so that pytest-xdist starts the long ones while
+  the short ones fill the other workers.
+"""
 
 import os
 
-os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
+_DEVICES = "--xla_force_host_platform_device_count=8"
+if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {_DEVICES}".strip()
 
 import jax
+import numpy as np
+import pytest
 from hypothesis import settings
+
+from tests.utils import ACCURACY_SECTION, seeded_rng
 
 jax.config.update("jax_enable_x64", True)
 
-settings.register_profile("jaxent", deadline=None, max_examples=200)
-settings.load_profile("jaxent")
+# derandomize: the examples depend on the test alone (like the ``rng`` fixture);
+# print_blob lets a failure be replayed with @reproduce_failure.
+settings.register_profile("jaxent", deadline=None, max_examples=50, derandomize=True)
+settings.register_profile("thorough", deadline=None, max_examples=1000, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "jaxent"))
+
+
+@pytest.fixture
+def rng(request) -> np.random.Generator:
+    """A generator seeded from the test's node id (reproducible, order-independent)."""
+    return seeded_rng(request.node.nodeid)
+
+
+def pytest_collection_modifyitems(config, items):
+    # Stable sort: slow tests first, each group in collection order.
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+def pytest_terminal_summary(terminalreporter):
+    # The accuracy table of tests/test_accuracy.py, from whichever worker ran it.
+    for report in terminalreporter.stats.get("passed", []) + terminalreporter.stats.get(
+        "failed", []
+    ):
+        for title, content in getattr(report, "sections", []):
+            if ACCURACY_SECTION in title:
+                terminalreporter.write_line(content)

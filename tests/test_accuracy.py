@@ -17,8 +17,9 @@ of ``tiny``).
 
 Targets: 1e-6 in float32 (a few ulps, ulp = 1.2e-7 relative) and 1e-14 in float64
 (~45 ulps). Each (case, dtype) is a test of its own, evaluated both eagerly and
-under ``jax.jit``; the last test, ``test_zz_report``, prints the whole table and the
-worst relative error per function.
+under ``jax.jit``; ``test_report`` computes the whole table itself (whatever ran
+before it, on whichever xdist worker) and checks the worst relative error per
+function; the table is printed at the end of the pytest run (conftest.py).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import numpy as np
 import pytest
 
 import jaxent as je
+from tests.utils import ACCURACY_SECTION
 
 mpmath.mp.dps = 50
 mp = mpmath.mp
@@ -497,8 +499,8 @@ CASES: list[Case] = [
     ],
 ]
 
+# A cache of compiled functions only (results are recomputed by every test).
 _JITTED: dict[Callable, Callable] = {}
-RESULTS: dict[tuple[str, str], dict] = {}
 
 
 def _rel_err(value: float, ref, dtype) -> float:
@@ -509,9 +511,6 @@ def _rel_err(value: float, ref, dtype) -> float:
 
 
 def evaluate(case: Case, dtype) -> dict:
-    key = (case.name, np.dtype(dtype).name)
-    if key in RESULTS:
-        return RESULTS[key]
     inputs = case.make(dtype)
     ref = case.ref(*(to_mp(x) for x in inputs))
     jitted = _JITTED.setdefault(case.fn, jax.jit(case.fn))
@@ -531,7 +530,6 @@ def evaluate(case: Case, dtype) -> dict:
         "target": 1.0 if underflow else TARGET[dtype],
     }
     row["err"] = max(row["err_jit"], row["err_eager"])
-    RESULTS[key] = row
     return row
 
 
@@ -551,8 +549,8 @@ def test_accuracy(case: Case, dtype):
     )
 
 
-def test_zz_report(capsys):
-    """Prints the accuracy table (computing any case not run yet) and checks the worst."""
+def test_report(request):
+    """Computes the whole accuracy table, reports it and checks the worst case per function."""
     rows = [evaluate(case, dtype) for case in CASES for dtype in case.dtypes]
     width = max(len(r["case"]) for r in rows)
     header = (
@@ -582,8 +580,9 @@ def test_zz_report(capsys):
         lines.append(
             f"  {fn:<28} {dt:<7}  {r['err']:9.2e}  (target {r['target']:.0e})  at {r['case']}"
         )
-    with capsys.disabled():
-        print("\n".join(lines))
+    # A report section travels from an xdist worker to the controller, which prints it
+    # (conftest.py's pytest_terminal_summary).
+    request.node.add_report_section("call", ACCURACY_SECTION, "\n".join(lines))
     bad = [
         f"{fn} [{dt}] {r['err']:.3g} at {r['case']}"
         for (fn, dt), r in worst.items()

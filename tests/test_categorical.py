@@ -12,16 +12,11 @@ from jax.test_util import check_grads
 from scipy.spatial.distance import jensenshannon
 
 import jaxent as je
-from tests.utils import random_probs
+from tests.utils import random_probs, seeded_rng
 
 # float64 inputs, float64 references: agreement to a few ulps of the sum (rtol 1e-12
 # leaves room for different summation orders over up to 50 terms).
 RTOL = 1e-12
-
-
-@pytest.fixture
-def rng():
-    return np.random.default_rng()
 
 
 def _pq(rng, shape=(6, 9)):
@@ -33,7 +28,7 @@ class EagerAndJit(chex.TestCase):
 
     def setUp(self):
         super().setUp()
-        self.rng = np.random.default_rng()
+        self.rng = seeded_rng(self.id())
         self.p, self.q = _pq(self.rng)
 
     @chex.variants(with_jit=True, without_jit=True)
@@ -111,9 +106,10 @@ def test_renyi_limits(rng):
     np.testing.assert_allclose(je.renyi_entropy(p, 1.0), st.entropy(p, axis=-1), rtol=RTOL)
 
 
+@pytest.mark.slow
 def test_renyi_is_continuous_and_differentiable_at_one(rng):
     p = random_probs(rng, (9,))
-    h = lambda a: je.renyi_entropy(p, a)
+    h = jax.jit(lambda a: je.renyi_entropy(p, a))  # compiled once for all the checks below
     for eps in (1e-3, 1e-6, 1e-9, 1e-12):
         assert abs(h(1 + eps) - h(1.0)) < 10 * eps + 1e-15
         assert abs(h(1 - eps) - h(1.0)) < 10 * eps + 1e-15
@@ -197,6 +193,7 @@ def test_kl_gradient_in_q_is_zero_outside_support_of_p(rng):
     np.testing.assert_allclose(g[:, 3:], -p[:, 3:] / q[:, 3:], rtol=1e-12)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "fn",
     [je.entropy, je.cross_entropy, je.kl_divergence, je.js_divergence, je.hellinger_distance],
@@ -205,7 +202,8 @@ def test_check_grads_on_the_interior(fn, rng):
     # Entries bounded away from 0 keep finite differences (eps 1e-6) accurate.
     p, q = (x / x.sum(-1, keepdims=True) for x in rng.uniform(0.5, 1.5, (2, 3, 5)))
     args = (p,) if fn is je.entropy else (p, q)
-    check_grads(fn, args, order=2, modes=["fwd", "rev"], eps=1e-6)
+    # Jitted: each derivative graph is compiled once (eager would dispatch op by op).
+    check_grads(jax.jit(fn), args, order=2, modes=["fwd", "rev"], eps=1e-6)
 
 
 def test_vmap_matches_batch(rng):
@@ -336,16 +334,26 @@ def test_renyi_and_tsallis_gradients_finite_with_zeros(alpha, rng):
         chex.assert_tree_all_finite(grads)
 
 
+# The order is an argument of these jitted functions, not a constant: the large
+# derivative graphs of the series near alpha = 1 compile once for every alpha below
+# (xdist_group keeps the parametrizations on one pytest-xdist worker).
+_RENYI_ENTROPY = jax.jit(je.renyi_entropy)
+_RENYI_DIVERGENCE = jax.jit(je.renyi_divergence)
+_TSALLIS_ENTROPY = jax.jit(je.tsallis_entropy)
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("renyi_check_grads")
 @pytest.mark.parametrize("alpha", [0.5, 1.0, 2.0])
 def test_check_grads_renyi_family(alpha, rng):
     p, q = (x / x.sum(-1, keepdims=True) for x in rng.uniform(0.5, 1.5, (2, 3, 5)))
     # eps 1e-6: the third derivatives are large (Hessian entries ~50), so the default
     # finite-difference step leaves a truncation error above check_grads' tolerance.
     kw = {"order": 2, "modes": ["fwd", "rev"], "eps": 1e-6}
-    check_grads(lambda p: je.renyi_entropy(p, alpha), (p,), **kw)
-    check_grads(lambda p, q: je.renyi_divergence(p, q, alpha), (p, q), **kw)
-    check_grads(lambda p: je.tsallis_entropy(p, alpha), (p,), **kw)
-    check_grads(lambda a: je.renyi_divergence(p, q, a), (alpha,), order=1, modes=["fwd", "rev"])
+    check_grads(lambda p: _RENYI_ENTROPY(p, alpha), (p,), **kw)
+    check_grads(lambda p, q: _RENYI_DIVERGENCE(p, q, alpha), (p, q), **kw)
+    check_grads(lambda p: _TSALLIS_ENTROPY(p, alpha), (p,), **kw)
+    check_grads(lambda a: _RENYI_DIVERGENCE(p, q, a), (alpha,), order=1, modes=["fwd", "rev"])
 
 
 def test_hellinger_of_nearly_equal_distributions():

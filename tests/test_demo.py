@@ -35,6 +35,7 @@ def test_unwritable_out_folder_is_rejected(tmp_path, capsys):
     assert "is not a writable folder" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_tiny_run_reports_and_saves_plots(tmp_path):
     out = tmp_path / "demo"
     cmd = [

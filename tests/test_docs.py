@@ -44,6 +44,7 @@ def _missing(modules):
     return missing
 
 
+@pytest.mark.slow
 def test_docs_build_strict(tmp_path):
     missing = _missing(DOCS_TOOLCHAIN)
     if missing:
@@ -114,9 +115,9 @@ def test_checks_page_example_raises():
 
 # ---- docs/coming_from.md: the equivalences it lists -------------------------------------
 
-rng = np.random.default_rng(0)
-P = rng.dirichlet(np.ones(6), size=4)
-Q = rng.dirichlet(np.ones(6), size=4)
+_rng = np.random.default_rng(0)  # the tables only; each test draws from its own ``rng``
+P = _rng.dirichlet(np.ones(6), size=4)
+Q = _rng.dirichlet(np.ones(6), size=4)
 P[:, 0] = 0.0  # exact zeros in the support
 P /= P.sum(-1, keepdims=True)
 
@@ -144,7 +145,7 @@ def test_scipy_equivalences():
     np.testing.assert_allclose(je.surprisal(Q, base=2), -np.log2(Q), **tol)
 
 
-def test_optax_equivalences():
+def test_optax_equivalences(rng):
     optax = pytest.importorskip("optax")
     from jaxent import losses
 
@@ -192,7 +193,7 @@ def test_optax_equivalences():
     )
 
 
-def test_sklearn_metric_equivalences():
+def test_sklearn_metric_equivalences(rng):
     metrics = pytest.importorskip("sklearn.metrics")
     a = rng.integers(0, 3, size=200)
     b = (a + rng.integers(0, 2, size=200)) % 4
@@ -219,7 +220,7 @@ def test_sklearn_metric_equivalences():
     )
 
 
-def test_sklearn_logistic_regression_equivalence():
+def test_sklearn_logistic_regression_equivalence(rng):
     linear_model = pytest.importorskip("sklearn.linear_model")
     from jaxent import logistic
 

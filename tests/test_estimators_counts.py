@@ -10,11 +10,12 @@ import mpmath
 import numpy as np
 import pytest
 import scipy.stats as st
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as hst
 from hypothesis.extra import numpy as hnp
 
 import jaxent as je
+from tests.utils import examples
 
 entropy_from_counts = je.estimators.entropy_from_counts
 METHODS = ["plugin", "miller_madow", "grassberger", "chao_shen", "james_stein"]
@@ -128,8 +129,8 @@ SHAPE = (10, 12)
 
 
 @pytest.fixture
-def counts():
-    return random_counts(np.random.default_rng(), SHAPE).astype(np.float64)
+def counts(rng):
+    return random_counts(rng, SHAPE).astype(np.float64)
 
 
 # float64 against float64/mpmath references: sums of up to 12 terms and a few
@@ -237,8 +238,7 @@ def test_float32_and_bfloat16(counts):
     assert got32[0, 0] == 0.0 and got16[0, 0] == 0.0  # one-hot
 
 
-def test_large_counts():
-    rng = np.random.default_rng()
+def test_large_counts(rng):
     counts = rng.integers(10**8, 10**9, size=SHAPE).astype(np.float64)
     counts[:, 0] = 0
     counts[0, 1] = 1  # a singleton among huge counts
@@ -274,7 +274,7 @@ def test_chao_shen_with_low_coverage():
     np.testing.assert_allclose(chao_shen(counts.astype(np.float32)), [want], rtol=2e-6)
 
 
-@settings(max_examples=100)
+@examples(100)
 @given(hnp.arrays(np.float64, SHAPE[-1], elements=hst.integers(0, 50).map(float)))
 def test_bounds_that_hold_for_any_counts(counts):
     tiled = np.broadcast_to(counts, SHAPE)  # SHAPE: reuses the compiled function

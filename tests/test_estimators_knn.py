@@ -111,6 +111,7 @@ def test_ksg_counts_strictly_closer_points_with_ties():
     )
 
 
+@pytest.mark.slow
 def test_entropy_of_gaussian_samples():
     # Closed form 1/2 log((2 pi e)^d det cov). Over 100 replicates of n = 2000 in d = 2
     # with k = 3 the estimate had bias -0.015 and standard deviation 0.028; the mean of 4
@@ -122,6 +123,7 @@ def test_entropy_of_gaussian_samples():
 
 
 @pytest.mark.parametrize(("rho", "dx", "tol"), [(0.6, 1, 0.07), (0.0, 2, 0.05)])
+@pytest.mark.slow
 def test_ksg_of_gaussian_samples(rho, dx, tol):
     # Closed form -1/2 log(1 - rho^2). Over 100 replicates of n = 1000 the estimate had
     # bias 0.003 (rho = 0.6) and 0.0015 (rho = 0, dx = 2) and standard deviations 0.032
@@ -133,6 +135,7 @@ def test_ksg_of_gaussian_samples(rho, dx, tol):
     assert abs(float(jnp.mean(E.ksg_mutual_information(x, y))) - exact) < tol
 
 
+@pytest.mark.slow
 def test_kl_of_gaussian_samples():
     # Closed form between N(0, I) and N(mq, cq) in d = 2 (0.415 nats). Over 100 replicates
     # of n = m = 2000 with k = 1 the estimate had bias -0.012 and standard deviation
@@ -212,6 +215,7 @@ def test_vmap_and_jit_equal_direct_calls():
         np.testing.assert_allclose(b, a, rtol=1e-13)
 
 
+@pytest.mark.slow
 def test_gradients_match_finite_differences():
     # Away from ties the choice of neighbour is locally constant, so the estimates are
     # smooth in the samples. (The neighbour search is outside differentiation, so the

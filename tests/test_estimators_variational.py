@@ -10,11 +10,12 @@ import mpmath
 import numpy as np
 import pytest
 import scipy.special as sp
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as hst
 from hypothesis.extra import numpy as hnp
 
 import jaxent as je
+from tests.utils import examples
 
 BOUNDS = [
     je.estimators.infonce_bound,
@@ -86,11 +87,6 @@ def mp_references(s):
 RTOL = 1e-12
 
 
-@pytest.fixture
-def rng():
-    return np.random.default_rng()
-
-
 def test_random_scores_match_references(rng):
     scores = rng.normal(scale=3.0, size=SHAPE)
     np.testing.assert_allclose(all_bounds(scores), all_references(scores), rtol=RTOL, atol=1e-14)
@@ -129,6 +125,7 @@ def test_identical_variables_with_pmi_critic_give_exact_mi():
     chex.assert_tree_all_finite(_grads(scores))
 
 
+@pytest.mark.slow
 def test_gaussian_with_true_critic_estimates_mi():
     # Correlated standard Gaussians, rho = 0.8: I = -log(1 - rho^2)/2 = 0.5108 nats. With
     # the critic log p(y|x)/p(y) (1 + that for NWJ, which is then unbiased), each bound
@@ -254,7 +251,7 @@ def test_eager(rng):
         np.testing.assert_allclose(bound(scores), want, rtol=RTOL, atol=1e-14)
 
 
-@settings(max_examples=100)
+@examples(100)
 @given(hnp.arrays(np.float64, SHAPE[1:], elements=hst.floats(-30, 30)), hst.floats(-50, 50))
 def test_identities_that_hold_for_any_scores(s, shift):
     n = s.shape[-1]

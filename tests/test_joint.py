@@ -9,7 +9,7 @@ import scipy.stats as st
 from sklearn.metrics import mutual_info_score, normalized_mutual_info_score
 
 import jaxent as je
-from tests.utils import random_joint
+from tests.utils import random_joint, seeded_rng
 
 RTOL = 1e-12
 
@@ -22,8 +22,7 @@ def _labels_from_counts(counts):
 
 
 @pytest.fixture
-def counts():
-    rng = np.random.default_rng()
+def counts(rng):
     c = rng.integers(0, 6, size=(4, 5))
     c[0, 0] += 1
     return c
@@ -32,7 +31,7 @@ def counts():
 class AgainstSklearn(chex.TestCase):
     def setUp(self):
         super().setUp()
-        rng = np.random.default_rng()
+        rng = seeded_rng(self.id())
         self.counts = rng.integers(0, 6, size=(4, 5))
         self.counts[1, 2] += 1
         self.pxy = self.counts / self.counts.sum()
@@ -80,8 +79,7 @@ def test_nmi_edge_cases_match_sklearn():
         je.normalized_mutual_information(pxy, average="harmonic")
 
 
-def test_pointwise_mutual_information():
-    rng = np.random.default_rng()
+def test_pointwise_mutual_information(rng):
     p = random_joint(rng, (3, 4))
     px, py = p.sum(1, keepdims=True), p.sum(0, keepdims=True)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -96,8 +94,7 @@ def test_pointwise_mutual_information():
     )
 
 
-def test_batches_and_vmap():
-    rng = np.random.default_rng()
+def test_batches_and_vmap(rng):
     p = random_joint(rng, (6, 3, 4))
     for fn in (
         je.joint_entropy,
@@ -112,16 +109,14 @@ def test_batches_and_vmap():
     chex.assert_shape(je.pointwise_mutual_information(p), (6, 3, 4))
 
 
-def test_independent_table_has_zero_mutual_information():
-    rng = np.random.default_rng()
+def test_independent_table_has_zero_mutual_information(rng):
     px, py = rng.dirichlet(np.ones(5)), rng.dirichlet(np.ones(7))
     pxy = np.outer(px, py)
     assert abs(float(je.mutual_information(pxy))) < 1e-15
     assert abs(float(je.normalized_mutual_information(pxy))) < 1e-14
 
 
-def test_gradients_finite_with_zeros():
-    rng = np.random.default_rng()
+def test_gradients_finite_with_zeros(rng):
     p = random_joint(rng, (3, 4), zeros=0.4)
     p[0, :] = 0.0  # a whole row of X with probability 0
     p /= p.sum()

@@ -91,6 +91,7 @@ class TestInitPredictLoss:
             logistic.fit(jnp.zeros((5, 2)), jnp.zeros(5), num_classes=3)
 
 
+@pytest.mark.slow
 class TestScikitLearnParity:
     """float64, default solver; scikit-learn run to tol=1e-10 to get its optimum."""
 

@@ -30,6 +30,7 @@ def test_notebooks_exist():
     assert len(NOTEBOOKS) >= 4, f"expected the 4 tutorials in {NOTEBOOK_DIR}, found {NOTEBOOKS}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_runs(path: Path):
     nb = nbformat.read(path, as_version=4)

@@ -16,13 +16,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import jaxent as je
+from tests.utils import examples
 
-EXAMPLES = settings(max_examples=300)
+EXAMPLES = examples(300)  # 75 in the fast loop, 1500 with HYPOTHESIS_PROFILE=thorough
 
 SIZES = (2, 5, 8)
 SHAPES = ((2, 3), (4, 4))
@@ -244,7 +245,7 @@ def test_mutual_information_marginal_product_underflow(dtype, t):
 
 
 # ------------------------------------------------------------------ units
-@settings(max_examples=200)  # 15 calls per example: the slowest property here
+@examples(200)  # 15 calls per example: the slowest property here
 @given(prob_pair())
 def test_unit_conversion(pq):
     p, q = pq

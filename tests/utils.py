@@ -1,6 +1,26 @@
-"""Shared test helpers: random inputs with exact zeros, float64 references."""
+"""Shared test helpers: seeded generators, random inputs with exact zeros, float64 references."""
+
+import zlib
 
 import numpy as np
+from hypothesis import settings
+
+# The number of examples the tests' own ``max_examples`` were written for; the loaded
+# profile (conftest.py: "jaxent" by default, "thorough" with HYPOTHESIS_PROFILE) scales them.
+_BASE_EXAMPLES = 200
+
+# The key of the report section that tests/test_accuracy.py fills and conftest.py prints.
+ACCURACY_SECTION = "jaxent accuracy table"
+
+
+def seeded_rng(key: str) -> np.random.Generator:
+    """A generator seeded from ``key`` (a test's node id or ``TestCase.id()``)."""
+    return np.random.default_rng(zlib.crc32(key.encode()))
+
+
+def examples(n: int) -> settings:
+    """``settings(max_examples=n)`` scaled by the loaded profile (fewer in the fast loop)."""
+    return settings(max_examples=max(10, n * settings.default.max_examples // _BASE_EXAMPLES))
 
 
 def random_probs(rng: np.random.Generator, shape, *, zeros: float = 0.3) -> np.ndarray:
