@@ -14,7 +14,7 @@ from jax.typing import ArrayLike
 
 from jaxent import _numerics as nx
 from jaxent._numerics import Base
-from jaxent.categorical import kl_divergence
+from jaxent.categorical import entropy, kl_divergence
 from jaxent.checks import expects
 
 
@@ -51,7 +51,7 @@ def joint_entropy(pxy: ArrayLike, *, base: Base = None) -> jax.Array:
       2.0
     """
     pxy, dtype = _table(pxy)
-    h = jnp.sum(-nx.xlogy(pxy, pxy), axis=(-2, -1))
+    h = entropy(pxy.reshape(pxy.shape[:-2] + (-1,)))
     return nx.to_units(h, base).astype(dtype)
 
 
