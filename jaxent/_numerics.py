@@ -283,43 +283,68 @@ def exp_mul(log_p: jax.Array, log_p_err: jax.Array | ArrayLike = 0.0) -> jax.Arr
 class SoftmaxParts(NamedTuple):
     """Pieces of ``log_softmax(x) = s + err - lse_rest`` over one axis (keepdims).
 
-    ``s + err = x - top`` exactly (TwoSum; 0 at dead entries), ``e = exp(s + err)``
-    (0 at dead entries), ``rest = sum(e) - 1 >= 0`` computed without cancellation
-    (-1 for a row with no live entry), ``lse_rest = log1p(rest)`` (``-inf`` there).
+    ``shift`` is the row maximum (a finite stand-in in a row with no live entry,
+    ``empty``, whose other pieces are then meaningless); ``s + err = x - shift``
+    exactly (TwoSum) for entries within ``_FAR`` of the maximum, the only ones whose
+    ``e = exp(s + err)`` can be nonzero (farther entries, dead ones included, are
+    clamped there and get ``e = 0``); ``rest = sum(e) - 1 >= 0`` is computed without
+    cancellation and ``lse_rest = log1p(rest)``. ``x`` is the input (``-inf`` at dead
+    entries).
     """
 
+    x: jax.Array
+    empty: jax.Array
     shift: jax.Array
     s: jax.Array
     err: jax.Array
-    live: jax.Array
     e: jax.Array
     rest: jax.Array
     lse_rest: jax.Array
 
+    @property
+    def live(self) -> jax.Array:
+        return self.x != -jnp.inf
+
+    def exact_shift(self) -> tuple[jax.Array, jax.Array]:
+        """``(s, err)`` with ``s + err = x - shift`` at every live entry (no clamp)."""
+        return two_sum(jnp.where(self.live, self.x, self.shift), -self.shift)
+
+
+# exp(-1000) is 0 in every dtype: entries farther below the maximum are clamped.
+_FAR = 1000.0
+
 
 def softmax_parts(x: jax.Array, axis: int) -> SoftmaxParts:
-    """Log-sum-exp split as ``top + log1p(rest)``, in two passes over ``x``.
+    """Log-sum-exp split as ``top + log1p(rest)`` (see :class:`SoftmaxParts`).
 
     ``-inf`` entries (masks folded in by the caller) are dead: probability 0.
-    ``shift`` is the row maximum (0 for a row with no live entry).
     Separating the largest term keeps full relative precision when it dominates (a
     confident prediction), where ``log(1 + s)`` from a rounded ``1 + s`` would lose
-    ``s``. The terms at the maximum contribute ``exp(0) - 1 = 0`` exactly and are
-    counted instead (ties), so no argmax is needed; the rounding error of ``x - top``
-    is carried (``err``), so ``exp(x - top)`` is accurate even when ``x`` and ``top``
-    differ in magnitude.
+    ``s``; the rounding error of ``x - top`` is carried (``err``), so ``exp(x - top)``
+    is accurate even when ``x`` and ``top`` differ in magnitude. The terms at the
+    maximum are counted instead of found with an argmax: they contribute
+    ``(ties - 1)/ties`` each to ``rest``, exactly 0 for a single maximum.
+
+    Three reductions, each depending on the one before (a max, the count of ties,
+    then ``rest``), over elementwise work with no select (rows with no live entry
+    are the callers' to mask after their last reduction): XLA's CPU backend fuses
+    such chains into one library kernel, as it does ``jax.nn.log_softmax``.
+    Callers should chain their own reductions on ``rest`` too: independent sibling
+    reductions of one input run several times slower there.
     """
     top = jnp.max(x, axis=axis, keepdims=True)
-    live = x != -jnp.inf
-    shift = jnp.where(top == -jnp.inf, 0, top)
-    s, err = two_sum(jnp.where(live, x, 0), -shift)
-    s = jnp.where(live, s, 0)
-    err = jnp.where(live, err, 0)
-    e = jnp.where(live, jnp.exp(s) * (1 + err), 0)
-    is_top = (x == top).astype(x.dtype)
-    rest = jnp.sum(e - is_top, axis=axis, keepdims=True)
-    rest = rest + (jnp.sum(is_top, axis=axis, keepdims=True) - 1)
-    return SoftmaxParts(shift, s, err, live, e, rest, jnp.log1p(rest))
+    shift = jnp.maximum(top, -jnp.finfo(x.dtype).max / 8)
+    # Far entries are clamped at least _FAR below the maximum, in its own scale (a
+    # fixed distance would round away next to a maximum of 1e30).
+    s, err = two_sum(jnp.maximum(x, shift - (jnp.abs(shift) + _FAR)), -shift)
+    e = jnp.exp(s) * (1 + err)
+    # 1 below the maximum, 0 at it (finite: -s <= _FAR). An entry within 1/scale of
+    # the maximum counts partly as a tie; its exp is within 1/scale of 1 either way.
+    scale = {32: 2.0**60, 64: 2.0**500}[jnp.finfo(x.dtype).bits]
+    below = jnp.minimum(1, -s * scale)
+    ties = jnp.sum(1 - below, axis=axis, keepdims=True)  # >= 1
+    rest = jnp.sum(e * below + (1 - below) * ((ties - 1) / ties), axis=axis, keepdims=True)
+    return SoftmaxParts(x, top == -jnp.inf, shift, s, err, e, rest, jnp.log1p(rest))
 
 
 def sum_exp_off_top(z: jax.Array, top: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -350,7 +375,7 @@ def mask_logits(x: jax.Array, where: jax.Array | None) -> jax.Array:
 
 def _logsumexp_value(x: jax.Array, axis: int) -> jax.Array:
     parts = softmax_parts(x, axis)
-    out = jnp.where(parts.rest > -1, parts.shift + parts.lse_rest, -jnp.inf)
+    out = jnp.where(parts.empty, -jnp.inf, parts.shift + parts.lse_rest)
     return jnp.squeeze(out, axis=axis)
 
 
@@ -363,9 +388,8 @@ def _logsumexp(x: jax.Array, axis: int) -> jax.Array:
 def _logsumexp_jvp(axis, primals, tangents):
     (x,), (x_dot,) = primals, tangents
     parts = softmax_parts(x, axis)
-    total = 1 + parts.rest
-    probs = parts.e / jnp.where(total > 0, total, 1)
-    tangent = jnp.sum(probs * jnp.where(parts.live, x_dot, 0), axis=axis)
+    probs = softmax_from_parts(parts)
+    tangent = jnp.sum(jnp.where(parts.live, probs * x_dot, 0), axis=axis)
     return _logsumexp(x, axis), tangent
 
 
@@ -383,14 +407,14 @@ def log_softmax_dw(parts: SoftmaxParts) -> tuple[jax.Array, jax.Array]:
     ~eps absolute, so ``exp(hi) * (1 + lo)`` is a probability with full relative
     precision even where ``|hi|`` is large. ``-inf`` (and ``lo = 0``) at dead entries.
     """
-    hi, lo = two_sum(parts.s, -parts.lse_rest)
-    return jnp.where(parts.live, hi, -jnp.inf), jnp.where(parts.live, lo + parts.err, 0)
+    s, err = parts.exact_shift()
+    hi, lo = two_sum(s, -parts.lse_rest)
+    return jnp.where(parts.live, hi, -jnp.inf), jnp.where(parts.live, lo + err, 0)
 
 
 def softmax_from_parts(parts: SoftmaxParts) -> jax.Array:
-    """``softmax(x)`` from its parts (0 at dead entries and in empty rows)."""
-    total = 1 + parts.rest
-    return parts.e / jnp.where(total > 0, total, 1)
+    """``softmax(x)`` from its parts (0 at dead entries; meaningless in empty rows)."""
+    return parts.e * (1 / (1 + parts.rest))
 
 
 def exprel(x: jax.Array) -> jax.Array:

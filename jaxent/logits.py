@@ -29,11 +29,11 @@ def _logits_events(axis: int, where: ArrayLike | None, **arrays: ArrayLike):
 
 def _entropy_value(axis, z):
     parts = nx.softmax_parts(z, axis)
-    # H = log S - sum e (s + err) / S with S = 1 + rest: two non-negative terms.
-    total = 1 + parts.rest
-    weighted = jnp.sum(parts.e * -(parts.s + parts.err), axis=axis, keepdims=True)
-    h = parts.lse_rest + weighted / jnp.where(total > 0, total, 1)
-    return jnp.squeeze(jnp.where(total > 0, h, 0), axis=axis)
+    # H = sum p (log1p(rest) - s - err): non-negative terms, and a sum that depends
+    # on rest (so XLA chains it after rest's instead of running the two as siblings).
+    nll = (parts.lse_rest - parts.s) - parts.err
+    h = jnp.sum(nx.softmax_from_parts(parts) * nll, axis=axis, keepdims=True)
+    return jnp.squeeze(jnp.where(parts.empty, 0, h), axis=axis)
 
 
 @partial(jax.custom_jvp, nondiff_argnums=(0,))
@@ -84,7 +84,8 @@ def entropy_from_logits(
 
 def nll_from_parts(parts: nx.SoftmaxParts) -> jax.Array:
     """``-log softmax`` at live entries, ``>= 0`` and accurate (``+inf`` at dead ones)."""
-    return jnp.where(parts.live, (parts.lse_rest - parts.s) - parts.err, jnp.inf)
+    s, err = parts.exact_shift()
+    return jnp.where(parts.live, (parts.lse_rest - s) - err, jnp.inf)
 
 
 def _cross_entropy_value(axis, p, z):
@@ -169,7 +170,8 @@ def _kl_pieces(axis, zp, zq):
     near_gap = jnp.log1p(
         jnp.sum(big_p * jnp.expm1(jnp.where(close, d, 0)), axis=axis, keepdims=True)
     )
-    far = ((pq.s - pp.s) + (pq.err - pp.err)) - (pq.lse_rest - pp.lse_rest)
+    (sp, errp), (sq, errq) = pp.exact_shift(), pq.exact_shift()
+    far = ((sq - sp) + (errq - errp)) - (pq.lse_rest - pp.lse_rest)
     t = jnp.where(both, jnp.where(close, d - near_gap, far), 0)
     return big_p, big_q, t, pp.live, pq.live
 
