@@ -148,7 +148,7 @@ def _ksg_nats(x: jax.Array, y: jax.Array, *, k: int, block: int, method: str) ->
 def _kl_nats(x: jax.Array, y: jax.Array, *, k: int, block: int, method: str) -> jax.Array:
     (n, d), m = x.shape[-2:], y.shape[-2]
     sx, sy = jax.lax.stop_gradient(x), jax.lax.stop_gradient(y)
-    kw = dict(metric="sqeuclidean", method=method, block=block)
+    kw = {"metric": "sqeuclidean", "method": method, "block": block}
     _, near_x = search.knn(sx, sx, k, exclude_self=True, **kw)
     _, near_y = search.knn(sx, sy, k, exclude_self=False, **kw)
     rho_sq = search.distance(x, _gather(x, near_x[..., k - 1]), "sqeuclidean")

@@ -39,10 +39,9 @@ Distances are combined coordinate by coordinate in a fixed order by
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import NamedTuple
-
-import math
 
 import jax
 import jax.numpy as jnp
@@ -50,19 +49,18 @@ import jax.numpy as jnp
 # Largest k found by repeated argmin; beyond it, jax.lax.top_k.
 MAX_PASSES = 16
 
-# "sorted" method: offsets visited for every row at once, in steps of _GROUP offsets.
+# "sorted" method: window offsets per unrolled loop step.
 _GROUP = 4
-# Strips: the query's own and _STRIP_RADIUS on each side; width and window factors.
-_STRIP_RADIUS = 1
+# Strip width and window size factors (see _band_shape).
 _STRIP_WIDTH = 2.0
 _STRIP_WINDOW = 2.0
-# Candidates merged into a k-smallest list one by one (beyond: by argmin passes).
-_INSERT = 16
-# Rows swept at once after the first window, and positions per side per sweep step.
-# A row that needs the whole sorted order (an outlier far from all others along every
-# coordinate but the key) takes m / _BLOCK steps of _SLOTS * 2 * _BLOCK candidates.
+# Rows searched at once in boxes after the bands, and entries per row per step.
 _SLOTS = 128
 _BLOCK = 128
+# Largest k kept by branchless insertion (beyond: merged by blocks).
+_INSERT = 6
+# "No entry": the reference or query index of padding.
+_NONE = 2**31 - 1
 
 METHODS = ("auto", "sorted", "brute")
 
@@ -98,9 +96,15 @@ def distance(a: jax.Array, b: jax.Array, metric: str) -> jax.Array:
     ``metric`` is ``"sqeuclidean"`` (squared Euclidean: the squared coordinate
     differences added in coordinate order) or ``"max"`` (the max-norm).
     """
-    out = _term(a[..., 0], b[..., 0], metric)
-    for c in range(1, a.shape[-1]):
-        t = _term(a[..., c], b[..., c], metric)
+    d = a.shape[-1]
+    return _distance_parts([a[..., c] for c in range(d)], [b[..., c] for c in range(d)], metric)
+
+
+def _distance_parts(a, b, metric: str) -> jax.Array:
+    """:func:`distance` from the coordinates as separate arrays (the same operations)."""
+    out = _term(a[0], b[0], metric)
+    for x, y in zip(a[1:], b[1:]):
+        t = _term(x, y, metric)
         out = out + t if metric == "sqeuclidean" else jnp.maximum(out, t)
     return out
 
@@ -198,7 +202,7 @@ def _count_brute(p, radius, metric, block):
     return _rowwise(row, (p, radius), (p,), block)
 
 
-# --------------------------------------------------------------------------- sorted sweep
+# --------------------------------------------------------------------------- sorted search
 
 
 def _key_coordinates(r: jax.Array, count: int) -> jax.Array:
@@ -230,405 +234,442 @@ def _rows_of(shape: tuple[int, ...]) -> jax.Array:
     return jax.lax.broadcasted_iota(jnp.int32, shape, 0)
 
 
-def _sort_along(r: jax.Array, key: jax.Array, groups: jax.Array | None = None):
-    """``r [N, m, d]`` sorted along coordinate ``key [N]`` (within contiguous groups).
-
-    Returns ``(order, rank, pts, keys)``: the original index at each sorted
-    position, the sorted position of each original point, the sorted points and
-    their key values.
-    """
-    N, m, _ = r.shape
-    rkey = _take(r, key)
-    order = jnp.argsort(rkey, axis=1, stable=True).astype(jnp.int32)
-    if groups is not None:
-        g = jnp.take_along_axis(groups, order, axis=1)
-        order = jnp.take_along_axis(order, jnp.argsort(g, axis=1, stable=True), axis=1)
-    rank = jnp.zeros_like(order).at[_rows_of((N, m)), order].set(
-        jax.lax.broadcasted_iota(jnp.int32, (N, m), 1)
-    )
-    pts = jnp.take_along_axis(r, order[..., None], axis=1)
-    return order, rank, pts, jnp.take_along_axis(rkey, order, axis=1)
+def _get(flat: jax.Array, index: jax.Array) -> jax.Array:
+    """``flat[index]`` for indices known to be in bounds."""
+    return flat.at[index].get(mode="promise_in_bounds")
 
 
-def _sweep(
-    q, qkey, order, pts, keys, left0, right0, lo, hi, acc, update, threshold, metric,
-    *, window: int, drain: bool = True,
-):
-    """Candidates visited outward from each query's place among sorted references.
-
-    ``q [N, n, d]`` queries with key values ``qkey [N, n]``; references sorted by
-    key: ``pts [N, m, d]``, ``keys [N, m]``, with original indices ``order``. Per
-    query, the first candidate positions on the left and right,
-    ``left0``/``right0 [N, n]``, and the valid positions ``[lo, hi)``. ``acc`` is
-    a pytree of accumulators ``[N, n, ...]``; ``update(acc, dist [..., c], index
-    [..., c])`` folds in candidates (invalid ones at distance ``inf``, ``index``
-    the original reference index) and ``threshold(acc)`` is the distance below
-    which unvisited points would still matter. The first ``window`` offsets are visited by every row at once; with ``drain``,
-    the rows not finished then are swept further, ``_SLOTS`` at a time.
-    """
-    N, n, d = q.shape
-    m = pts.shape[1]
-    flat_pts, flat_keys, flat_order = pts.reshape(-1, d), keys.reshape(-1), order.reshape(-1)
-
-    def visit(rows, t, q, qkey, left0, right0, lo, hi):
-        pos = jnp.concatenate([left0[..., None] - t, right0[..., None] + t], axis=-1)
-        valid = (pos >= lo[..., None]) & (pos < hi[..., None])
-        flat = rows[..., None] * m + jnp.clip(pos, 0, m - 1)
-        dist = distance(q[..., None, :], flat_pts[flat], metric)
-        return jnp.where(valid, dist, jnp.inf), flat_order[flat]
-
-    def gap(rows, t, qkey, left0, right0, lo, hi):
-        """Key distance to the nearest unvisited candidate, ``t`` offsets out."""
-        pl, pr = left0 - t, right0 + t
-        kl = flat_keys[rows * m + jnp.clip(pl, 0, m - 1)]
-        kr = flat_keys[rows * m + jnp.clip(pr, 0, m - 1)]
-        gl = jnp.where(pl >= lo, _term(qkey, kl, metric), jnp.inf)
-        gr = jnp.where(pr < hi, _term(qkey, kr, metric), jnp.inf)
-        return jnp.minimum(gl, gr)
-
-    rows = _rows_of((N, n))
-    per_row = (q, qkey, left0, right0, lo, hi)
-    steps = -(-window // _GROUP)
-    if steps:
-
-        def window_step(s, acc):
-            t = s * _GROUP + jnp.arange(_GROUP, dtype=jnp.int32)
-            return update(acc, *visit(rows, t, *per_row))
-
-        acc = jax.lax.fori_loop(0, steps, window_step, acc)
-    reach = steps * _GROUP
-    if not drain:
-        return acc
-    finished = threshold(acc) <= gap(rows, reach, *per_row[1:])
-
-    # The unfinished rows, in a queue, swept further _SLOTS at a time.
-    size = N * n
-    acc = jax.tree.map(lambda a: a.reshape((size,) + a.shape[2:]), acc)
-    todo = (~finished).reshape(-1)
-    total = jnp.sum(todo, dtype=jnp.int32)
-    queue = jnp.nonzero(todo, size=size, fill_value=0)[0].astype(jnp.int32)
-    per_row = [a.reshape((size,) + a.shape[2:]) for a in per_row]
-    slots = min(_SLOTS, size)
-    empty = jnp.int32(-1)
-
-    def refill(state):
-        acc, slot_row, slot_t, slot_acc, cursor = state
-        free = slot_row < 0
-        take = cursor + jnp.cumsum(free, dtype=jnp.int32) - 1
-        fresh = free & (take < total)
-        row = jnp.where(fresh, queue[jnp.clip(take, 0, size - 1)], slot_row)
-        safe = jnp.maximum(row, 0)
-        slot_acc = jax.tree.map(lambda g, s: jnp.where(_bcast(fresh, s), g[safe], s), acc, slot_acc)
-        slot_t = jnp.where(fresh, reach, slot_t)
-        cursor = jnp.minimum(cursor + jnp.sum(free, dtype=jnp.int32), total)
-        return acc, row, slot_t, slot_acc, cursor
-
-    def step(state):
-        acc, slot_row, slot_t, slot_acc, cursor = state
-        safe = jnp.maximum(slot_row, 0)
-        row_data = [a[safe] for a in per_row]
-        prob = safe // n
-        t = slot_t[:, None] + jnp.arange(_BLOCK, dtype=jnp.int32)
-        slot_acc = update(slot_acc, *visit(prob, t, *row_data))
-        slot_t = slot_t + _BLOCK
-        fin = (slot_row >= 0) & (threshold(slot_acc) <= gap(prob, slot_t, *row_data[1:]))
-        dest = jnp.where(fin, slot_row, size)
-        acc = jax.tree.map(lambda g, s: g.at[dest].set(s, mode="drop"), acc, slot_acc)
-        return refill((acc, jnp.where(fin, empty, slot_row), slot_t, slot_acc, cursor))
-
-    state = (
-        acc,
-        jnp.full(slots, empty),
-        jnp.zeros(slots, jnp.int32),
-        jax.tree.map(lambda g: jnp.zeros((slots,) + g.shape[1:], g.dtype), acc),
-        jnp.int32(0),
-    )
-    state = jax.lax.while_loop(
-        lambda s: (s[4] < total) | jnp.any(s[1] >= 0), step, refill(state)
-    )
-    return jax.tree.map(lambda a: a.reshape((N, n) + a.shape[1:]), state[0])
-
-
-def _bcast(mask: jax.Array, like: jax.Array) -> jax.Array:
-    return mask.reshape(mask.shape + (1,) * (like.ndim - mask.ndim))
-
-
-def _bisect(n: int, pred: Callable[[jax.Array], jax.Array], shape) -> jax.Array:
-    """First position ``p`` in ``[0, n]`` where the monotone ``pred(p)`` holds, per entry."""
+def _bisect(n: int, at: Callable, pred: Callable, shape) -> jax.Array:
+    """First position ``p`` in ``[0, n]`` where the monotone ``pred(at(p))`` holds."""
     lo = jnp.zeros(shape, jnp.int32)
     hi = jnp.full(shape, n, jnp.int32)
 
     def step(_, bounds):
         lo, hi = bounds
         mid = (lo + hi) // 2
-        ok = pred(jnp.minimum(mid, n - 1)) & (lo < hi)
-        return jnp.where(ok | (lo >= hi), lo, mid + 1), jnp.where(ok, mid, hi)
+        ok = pred(at(jnp.minimum(mid, n - 1))) | (mid >= hi)
+        return jnp.where(ok, lo, mid + 1), jnp.where(ok, mid, hi)
 
     return jax.lax.fori_loop(0, max(1, n.bit_length()), step, (lo, hi))[0]
 
 
-def _strip_shape(m: int, dims: int, k: int) -> tuple[int, int]:
-    """Points per strip and window per side for points filling ``dims`` dimensions.
-
-    With ``k`` points within the k-th neighbour distance ``eps``, a strip of
-    ``2 m^(1 - 1/dims) k^(1/dims)`` points is a few ``eps`` wide along its first
-    key coordinate, and holds about ``2 m^(1 - 2/dims) k^(2/dims)`` points within
-    ``eps`` of a query along the second; the window takes twice that.
-    """
-    dims = max(dims, 2)
-    strip = math.ceil(_STRIP_WIDTH * m ** (1 - 1 / dims) * k ** (1 / dims))
-    strip = min(max(strip, 8), m)
-    reach = _STRIP_WIDTH * m ** (1 - 2 / dims) * k ** (2 / dims)
-    window = _GROUP * math.ceil((_STRIP_WINDOW * reach + k + 2) / _GROUP)
-    return strip, min(window, strip)
-
-
-class _Strips(NamedTuple):
-    """References split into strips of consecutive points along the first key
-    coordinate, each strip sorted along the second (see :func:`_strips`)."""
-
-    pts: jax.Array  # [N, S * s, d] strip after strip; padding (index m) last in each
-    bkey: jax.Array  # [N, S * s] second key, inf for padding
-    idx: jax.Array  # [N, S * s] original index, m for padding
-    a_sorted: jax.Array  # [N, m] first key, ascending
-    rank: jax.Array  # [N, m] position of each reference along the first key
-    strip: int  # points per strip s
-
-
-def _strips(r: jax.Array, keys: jax.Array, strip: int) -> _Strips:
-    """Sorts ``r [N, m, d]`` along ``keys[:, 0]``, cuts it into strips of ``strip``
-    points and sorts each strip along ``keys[:, 1]``."""
-    N, m, d = r.shape
-    S = -(-m // strip)
-    ra, rb = _take(r, keys[:, 0]), _take(r, keys[:, 1])
-    order = jnp.argsort(ra, axis=1, stable=True).astype(jnp.int32)
-    rank = jnp.zeros_like(order).at[_rows_of((N, m)), order].set(
-        jax.lax.broadcasted_iota(jnp.int32, (N, m), 1)
-    )
-    idx = jnp.concatenate([order, jnp.full((N, S * strip - m), m, jnp.int32)], axis=1)
-    b = jnp.take_along_axis(rb, jnp.minimum(idx, m - 1), axis=1)
-    b = jnp.where(idx < m, b, jnp.inf).reshape(N, S, strip)
-    ob = jnp.argsort(b, axis=-1, stable=True)
-    idx = jnp.take_along_axis(idx.reshape(N, S, strip), ob, axis=-1).reshape(N, -1)
-    bkey = jnp.take_along_axis(b, ob, axis=-1).reshape(N, -1)
-    pts = jnp.take_along_axis(r, jnp.minimum(idx, m - 1)[..., None], axis=1)
-    return _Strips(pts, bkey, idx, jnp.take_along_axis(ra, order, axis=1), rank, strip)
-
-
 def _run_bounds(n, at, v, radius, metric, shape):
-    """``[first, last)``: the run of a sorted array (``at(p)``, ``n`` entries) whose
-    ``term(v, .)`` is at most ``radius`` (an exact, monotone comparison)."""
-    first = _bisect(n, lambda p: (at(p) >= v) | (_term(v, at(p), metric) <= radius), shape)
-    last = _bisect(n, lambda p: (at(p) > v) & ~(_term(at(p), v, metric) <= radius), shape)
+    """``[first, last)``: the run of an ascending array (``at(p)``, ``n`` entries)
+    whose ``term(v, .)`` is at most ``radius`` (an exact, monotone comparison)."""
+    first = _bisect(n, at, lambda a: (a >= v) | (_term(v, a, metric) <= radius), shape)
+    last = _bisect(n, at, lambda a: (a > v) & ~(_term(a, v, metric) <= radius), shape)
     return first, last
 
 
-def _strip_window(q, qa, qb, home, self_index, L: _Strips, acc, update, threshold, metric, window):
-    """Visits, for each query, ``window`` points on each side of it along the second
-    key in its own strip and in the strips on either side; returns ``acc`` and which
-    rows are finished (nothing unvisited closer than their threshold)."""
-    N, n, d = q.shape
-    m, s = L.a_sorted.shape[1], L.strip
-    S = L.bkey.shape[1] // s
-    flat_pts, flat_b, flat_idx = L.pts.reshape(-1, d), L.bkey.reshape(-1), L.idx.reshape(-1)
-    rows = _rows_of((N, n))
+class _Acc(NamedTuple):
+    """What a search does with candidate distances, per query row.
+
+    ``one(state, dist, index, param)`` folds in one candidate per row (elementwise
+    arrays; None where blocks are better), ``block(...)`` a block ``[..., c]`` of them; ``threshold(state,
+    param)`` is the distance below which unvisited points would still matter.
+    ``param`` is a per-row input (the radius, for counts). ``pack`` turns a state
+    into the result (stacked arrays).
+    """
+
+    init: Callable
+    one: Callable
+    block: Callable
+    threshold: Callable
+    pack: Callable
+
+
+def _knn_acc(k: int) -> _Acc:
+    """The ``k`` smallest distances (ascending) and their indices, ``k`` arrays each."""
+
+    def init(shape, dtype):
+        return (jnp.full(shape, jnp.inf, dtype),) * k, (jnp.zeros(shape, jnp.int32),) * k
+
+    def one(state, v, j, param):
+        # Insertion into a sorted list, without branches.
+        vals, idx = state
+        new_v, new_i = [], []
+        for t in range(k):
+            keep = v >= vals[t]
+            if t == 0:
+                new_v.append(jnp.where(keep, vals[t], v))
+                new_i.append(jnp.where(keep, idx[t], j))
+                continue
+            shift = v < vals[t - 1]
+            new_v.append(jnp.where(keep, vals[t], jnp.where(shift, vals[t - 1], v)))
+            new_i.append(jnp.where(keep, idx[t], jnp.where(shift, idx[t - 1], j)))
+        return tuple(new_v), tuple(new_i)
+
+    def block(state, dist, index, param):
+        vals, idx = pack(state)
+        vals, idx = smallest(
+            jnp.concatenate([vals, dist], -1), jnp.concatenate([idx, index], -1), k
+        )
+        return tuple(vals[..., t] for t in range(k)), tuple(idx[..., t] for t in range(k))
+
+    def pack(state):
+        return jnp.stack(state[0], -1), jnp.stack(state[1], -1)
+
+    # Beyond _INSERT, insertion unrolled over k slots and a step's candidates makes
+    # programs that are slow to compile: merge blocks by repeated argmin instead.
+    return _Acc(init, one if k <= _INSERT else None, block, lambda s, param: s[0][k - 1], pack)
+
+
+def _count_acc() -> _Acc:
+    """Counts of distances strictly below the per-row radius ``param``."""
+
+    def one(state, v, j, radius):
+        return state + (v < radius).astype(jnp.int32)
+
+    def block(state, dist, index, radius):
+        return state + jnp.sum(dist < radius[..., None], -1, dtype=jnp.int32)
+
+    return _Acc(
+        lambda shape, dtype: jnp.zeros(shape, jnp.int32),
+        one,
+        block,
+        lambda s, radius: radius,
+        lambda s: s,
+    )
+
+
+class _Lanes(NamedTuple):
+    """Entries in lanes ``[N, S, L]``, each lane ascending in ``key``: an entry that
+    asks (``qry`` not ``_NONE``) is compared with the reference entries (``ref`` not
+    ``_NONE``) up to a window of positions before and after it in its lane."""
+
+    pts: tuple[jax.Array, ...]  # d coordinates, [N, S, L] each
+    key: jax.Array  # [N, S, L] (inf for padding)
+    ref: jax.Array  # [N, S, L] reference index
+    qry: jax.Array  # [N, S, L] query index
+    group: jax.Array | None  # [N, S, L]: candidates must share the query's group
+
+
+def _scan_lanes(lanes: _Lanes, acc: _Acc, param, window: int, metric: str):
+    """Folds every (asking entry, reference entry) pair at most ``window`` positions
+    apart in a lane into the accumulator. Returns the state and the key distance
+    from each entry to the nearest entry beyond the window on either side.
+
+    The lanes are laid end to end in one flat array, with padding between them, and
+    candidates come from shifted slices of it (no gathers), a few offsets per loop
+    step, so that the fold runs as one fused loop over contiguous memory.
+    """
+    pts, key, ref, qry, group = lanes
+    shape = key.shape
     steps = -(-window // _GROUP)
-    gap = jnp.full((N, n), jnp.inf, q.dtype)
-    for shift in range(-_STRIP_RADIUS, _STRIP_RADIUS + 1):
-        t = home + shift
-        inside = (t >= 0) & (t < S)
-        base = (rows * S + jnp.clip(t, 0, S - 1)) * s
-        # The query's place in strip t along the second key.
-        pos = _bisect(s, lambda p, base=base: flat_b[base + p] >= qb, (N, n))
+    reach = steps * _GROUP + 1
+    size = math.prod(shape[:-1]) * (shape[-1] + reach)
 
-        def window_step(step, acc, base=base, pos=pos, inside=inside):
-            u = step * _GROUP + jnp.arange(_GROUP, dtype=jnp.int32)
-            p = jnp.concatenate([pos[..., None] - 1 - u, pos[..., None] + u], axis=-1)
-            flat = base[..., None] + jnp.clip(p, 0, s - 1)
-            j = flat_idx[flat]
-            valid = inside[..., None] & (p >= 0) & (p < s) & (j < m)
-            valid &= j != self_index[..., None]
-            dist = distance(q[..., None, :], flat_pts[flat], metric)
-            return update(acc, jnp.where(valid, dist, jnp.inf), j)
+    def flat(a, value):
+        a = jnp.pad(a, [(0, 0)] * (a.ndim - 1) + [(0, reach)], constant_values=value)
+        return jnp.pad(a.reshape(-1), (reach, reach), constant_values=value)
 
-        acc = jax.lax.fori_loop(0, steps, window_step, acc)
-        for p in (pos - 1 - steps * _GROUP, pos + steps * _GROUP):
-            edge = _term(qb, flat_b[base + jnp.clip(p, 0, s - 1)], metric)
-            gap = jnp.minimum(gap, jnp.where(inside & (p >= 0) & (p < s), edge, jnp.inf))
-    # Strips further out: every point there is at least this far along the first key.
-    flat_a = L.a_sorted.reshape(-1)
-    left, right = home - _STRIP_RADIUS - 1, home + _STRIP_RADIUS + 1
-    gl = _term(qa, flat_a[rows * m + jnp.clip(left * s + s - 1, 0, m - 1)], metric)
-    gr = _term(qa, flat_a[rows * m + jnp.clip(right * s, 0, m - 1)], metric)
-    gap = jnp.minimum(gap, jnp.where(left >= 0, gl, jnp.inf))
-    gap = jnp.minimum(gap, jnp.where(right < S, gr, jnp.inf))
-    return acc, threshold(acc) <= gap
+    def shifted(a, off):
+        return jax.lax.dynamic_slice_in_dim(a, reach + off, size)
+
+    pts_f = [flat(c, 0) for c in pts]
+    ref_f = flat(ref, _NONE)
+    group_f = None if group is None else flat(group, -1)
+    here = [shifted(c, 0) for c in pts_f]
+    asks = shifted(flat(qry, _NONE), 0) != _NONE
+    mine = None if group is None else shifted(group_f, 0)
+    param_f = None if param is None else shifted(flat(param, 0), 0)
+
+    def step(s, state):
+        dists, refs = [], []
+        for g in range(_GROUP):
+            off = s * _GROUP + g + 1
+            for o in (-off, off):
+                j = shifted(ref_f, o)
+                ok = asks & (j != _NONE)
+                if group is not None:
+                    ok &= shifted(group_f, o) == mine
+                dist = _distance_parts(here, [shifted(c, o) for c in pts_f], metric)
+                dists.append(jnp.where(ok, dist, jnp.inf))
+                refs.append(j)
+        if acc.one is None:  # large k: the step's candidates as one block
+            return acc.block(state, jnp.stack(dists, -1), jnp.stack(refs, -1), param_f)
+        for dist, j in zip(dists, refs):
+            state = acc.one(state, dist, j, param_f)
+        return state
+
+    state = jax.lax.fori_loop(0, steps, step, acc.init((size,), pts[0].dtype))
+    key_f = flat(key, jnp.inf)
+    centre = shifted(key_f, 0)
+    gap = jnp.minimum(*(_term(centre, shifted(key_f, o), metric) for o in (-reach, reach)))
+    gap = jnp.where(jnp.isnan(gap), jnp.inf, gap)  # inf - inf at padding
+
+    def unflat(a):
+        return a.reshape(shape[:-1] + (shape[-1] + reach,))[..., : shape[-1]]
+
+    return jax.tree.map(unflat, state), unflat(gap)
 
 
-def _strip_boxes(q, qa, qb, self_index, L: _Strips, acc, update, radius, todo, metric):
-    """For the rows in ``todo``, visits every reference whose distance along both keys
-    is at most ``radius`` (a box: a run of strips, and a run of each strip), ``_SLOTS``
-    rows at a time, ``_BLOCK`` positions per row per step; other rows keep ``acc``."""
+def _band_shape(size: int, dims: int, k: int) -> tuple[int, int]:
+    """Entries per strip, and window per side, for ``size`` points filling ``dims``
+    dimensions with ``k`` of them within the k-th neighbour distance ``eps``.
+
+    A strip of ``w size^(1 - 1/dims) k^(1/dims)`` points (``w = _STRIP_WIDTH``) is
+    a few ``eps`` wide along the first key; a band of three strips holds about
+    ``3 w size^(1 - 2/dims) k^(2/dims)`` points within ``eps`` of a query along the
+    second key, and the window takes ``_STRIP_WINDOW`` times that on each side.
+    """
+    dims = max(dims, 2)
+    strip = math.ceil(_STRIP_WIDTH * size ** (1 - 1 / dims) * k ** (1 / dims))
+    strip = min(max(strip, 8), size)
+    within = 3 * _STRIP_WIDTH * size ** (1 - 2 / dims) * k ** (2 / dims)
+    window = _GROUP * math.ceil((_STRIP_WINDOW * within + k) / _GROUP)
+    return strip, min(window, 3 * strip)
+
+
+class _Bands(NamedTuple):
+    lanes: _Lanes  # band j: strips j - 1, j, j + 1, sorted along the second key
+    a: jax.Array  # [N, S, L] first key of each entry
+    strip_of: jax.Array  # [N, S, L] strip of each entry (S for padding)
+    a_sorted: jax.Array  # [N, U] first key of all entries, ascending
+    strip: int  # entries per strip
+
+
+def _bands(u, keys, strip, ref, qry, groups) -> _Bands:
+    """Sorts the entries ``u [N, U, d]`` along ``keys[:, 0]``, cuts them into strips of
+    ``strip`` entries and forms band ``j`` from strips ``j - 1, j, j + 1``, sorted
+    along ``keys[:, 1]``. Only the entries of strip ``j`` ask in band ``j``."""
+    N, U, d = u.shape
+    S = -(-U // strip)
+    ua, ub = _take(u, keys[:, 0]), _take(u, keys[:, 1])
+    order = jnp.argsort(ua, axis=1, stable=True).astype(jnp.int32)
+    cut = jnp.pad(order, [(0, 0), (0, S * strip - U)], constant_values=U)
+    cut = jnp.pad(cut.reshape(N, S, strip), [(0, 0), (1, 1), (0, 0)], constant_values=U)
+    entry = jnp.concatenate([cut[:, :-2], cut[:, 1:-1], cut[:, 2:]], axis=-1)
+    side = jnp.repeat(jnp.arange(-1, 2, dtype=jnp.int32), strip)
+    sid = jnp.broadcast_to(jnp.arange(S, dtype=jnp.int32)[:, None] + side, entry.shape)
+    middle = jnp.broadcast_to(side == 0, entry.shape)
+    rows = _rows_of(entry.shape)
+    real = entry < U
+    bkey = jnp.where(real, ub[rows, jnp.minimum(entry, U - 1)], jnp.inf)
+    by_b = jnp.argsort(bkey, axis=-1, stable=True)
+    entry, bkey, sid, middle = (
+        jnp.take_along_axis(a, by_b, axis=-1) for a in (entry, bkey, sid, middle)
+    )
+    real = entry < U
+    safe = jnp.minimum(entry, U - 1)
+    lanes = _Lanes(
+        pts=tuple(u[rows, safe, c] for c in range(d)),
+        key=bkey,
+        ref=jnp.where(real, ref[rows, safe], _NONE),
+        qry=jnp.where(real & middle, qry[rows, safe], _NONE),
+        group=None if groups is None else jnp.where(real, groups[rows, safe], -1),
+    )
+    a_sorted = jnp.take_along_axis(ua, order, axis=1)
+    return _Bands(lanes, ua[rows, safe], jnp.where(real, sid, S), a_sorted, strip)
+
+
+def _band_search(q, r, acc, param, metric, *, exclude_self, groups, dims, k):
+    """The sorted search for ``d >= 2``: bands, then boxes for the rows they leave open."""
+    N, n, _ = q.shape
+    m = r.shape[1]
+    iota_n = jax.lax.broadcasted_iota(jnp.int32, (N, n), 1)
+    if exclude_self:
+        u, ref, qry = r, iota_n, iota_n
+    else:
+        u = jnp.concatenate([q, r], axis=1)
+        none_n, none_m = jnp.full((N, n), _NONE, jnp.int32), jnp.full((N, m), _NONE, jnp.int32)
+        ref = jnp.concatenate([none_n, jax.lax.broadcasted_iota(jnp.int32, (N, m), 1)], 1)
+        qry = jnp.concatenate([iota_n, none_m], axis=1)
+    U = u.shape[1]
+    keys = _key_coordinates(u, 2)
+    strip, window = _band_shape(U, dims, k)
+    B = _bands(u, keys, strip, ref, qry, groups)
+    S = B.lanes.key.shape[1]
+    lane_rows = _rows_of(B.lanes.key.shape)
+    asks = B.lanes.qry != _NONE
+    qsafe = jnp.where(asks, B.lanes.qry, 0)
+    lane_param = None if param is None else param[lane_rows, qsafe]
+    state, gap = _scan_lanes(B.lanes, acc, lane_param, window, metric)
+    # Strips beyond the band: at least this far along the first key.
+    band = jax.lax.broadcasted_iota(jnp.int32, (N, S), 1)
+    below = B.a_sorted[_rows_of((N, S)), jnp.clip((band - 1) * strip - 1, 0, U - 1)]
+    above = B.a_sorted[_rows_of((N, S)), jnp.clip((band + 2) * strip, 0, U - 1)]
+    gap_below = jnp.where((band >= 2)[..., None], _term(B.a, below[..., None], metric), jnp.inf)
+    gap_above = jnp.where((band + 2 < S)[..., None], _term(B.a, above[..., None], metric), jnp.inf)
+    gap = jnp.minimum(gap, jnp.minimum(gap_below, gap_above))
+    done = acc.threshold(state, lane_param) <= gap
+    # Back to the queries: each asks in exactly one band.
+    dest = jnp.where(asks, B.lanes.qry, n)
+
+    def to_queries(a):
+        out = jnp.zeros((N, n) + a.shape[3:], a.dtype)
+        return out.at[lane_rows, dest].set(a, mode="drop")
+
+    out = jax.tree.map(to_queries, acc.pack(state))
+    done = to_queries(done)
+    qkeys = [_take(q, keys[:, c]) for c in range(2)]
+    own = iota_n if exclude_self else jnp.full((N, n), -1, jnp.int32)
+    return _band_boxes(q, qkeys, own, groups, B, acc, param, out, ~done, metric)
+
+
+def _band_boxes(q, qkeys, own, groups, B: _Bands, acc, param, out, todo, metric):
+    """Exact answers for the rows in ``todo``: every reference within the box of
+    half-width ``threshold`` (along both keys) around the query, afresh. The box
+    is a run of strips, and a run of each band along the second key; rows are
+    taken ``_SLOTS`` at a time, ``_BLOCK`` entries per row per step."""
     N, n, d = q.shape
-    m, s = L.a_sorted.shape[1], L.strip
-    S = L.bkey.shape[1] // s
-    flat_pts, flat_b, flat_idx = L.pts.reshape(-1, d), L.bkey.reshape(-1), L.idx.reshape(-1)
-    flat_a = L.a_sorted.reshape(-1)
+    S, L = B.lanes.key.shape[1:]
+    s = B.strip
+    U = B.a_sorted.shape[1]
     size = N * n
-    flat = lambda a: a.reshape((size,) + a.shape[2:])  # noqa: E731
-    acc = jax.tree.map(flat, acc)
-    q, qa, qb, self_index, radius = map(flat, (q, qa, qb, self_index, radius))
+    flat = lambda a: a.reshape((size,) + a.shape[2:])
+    qa, qb, own = flat(qkeys[0]), flat(qkeys[1]), flat(own)
+    q_parts = [q[..., c].reshape(-1) for c in range(d)]
+    lane_key = B.lanes.key.reshape(-1)
+    lane_ref = B.lanes.ref.reshape(-1)
+    lane_sid = B.strip_of.reshape(-1)
+    lane_pts = [c.reshape(-1) for c in B.lanes.pts]
+    lane_group = None if groups is None else B.lanes.group.reshape(-1)
+    q_group = None if groups is None else flat(groups)
+    a_sorted = B.a_sorted.reshape(-1)
+    param = None if param is None else flat(param)
+    packed = jax.tree.map(flat, out)
+    dtype = q.dtype
+    # The half-width of each row's box: what the bands found (or the radius).
+    radius = flat(out[0][..., -1]) if param is None else param
     todo = todo.reshape(-1)
     total = jnp.sum(todo, dtype=jnp.int32)
     queue = jnp.nonzero(todo, size=size, fill_value=0)[0].astype(jnp.int32)
     slots = min(_SLOTS, size)
 
-    def strip_run(row, t):
-        """Positions of strip ``t`` (of each slot's row) within the box: ``[first, last)``."""
-        base = ((row // n) * S + jnp.clip(t, 0, S - 1)) * s
+    def band_run(row, c):
+        base = ((row // n) * S + jnp.minimum(c, S - 1)) * L
         return _run_bounds(
-            s, lambda p: flat_b[base + p], qb[row], radius[row], metric, row.shape
+            L, lambda p: _get(lane_key, base + p), qb[row], radius[row], metric, row.shape
         )
 
-    def refill(state):
-        acc, row, t, p, end, t_end, slot_acc, cursor = state
+    def refill(st):
+        packed, row, c, p, end, t0, t1, state, cursor = st
         free = row < 0
         take = cursor + jnp.cumsum(free, dtype=jnp.int32) - 1
         fresh = free & (take < total)
         row = jnp.where(fresh, queue[jnp.clip(take, 0, size - 1)], row)
         safe = jnp.maximum(row, 0)
-        base = (safe // n) * m
+        base = (safe // n) * U
         first, last = _run_bounds(
-            m, lambda i: flat_a[base + i], qa[safe], radius[safe], metric, row.shape
+            U, lambda i: _get(a_sorted, base + i), qa[safe], radius[safe], metric, row.shape
         )
-        t0 = jnp.where(fresh, first // s, t)
-        t_end = jnp.where(fresh, jnp.where(last > first, (last - 1) // s, t0 - 1), t_end)
-        p0, end0 = strip_run(safe, t0)
-        t, p, end = t0, jnp.where(fresh, p0, p), jnp.where(fresh, end0, end)
-        slot_acc = jax.tree.map(lambda g, a: jnp.where(_bcast(fresh, a), g[safe], a), acc, slot_acc)
+        t0 = jnp.where(fresh, first // s, t0)
+        t1 = jnp.where(fresh, jnp.where(last > first, (last - 1) // s, first // s - 1), t1)
+        c = jnp.where(fresh, t0 + 1, c)
+        p1, end1 = band_run(safe, c)
+        p, end = jnp.where(fresh, p1, p), jnp.where(fresh, end1, end)
+        init = acc.init(row.shape, dtype)
+        state = jax.tree.map(lambda a, b: jnp.where(fresh, a, b), init, state)
         cursor = jnp.minimum(cursor + jnp.sum(free, dtype=jnp.int32), total)
-        return acc, row, t, p, end, t_end, slot_acc, cursor
+        return packed, row, c, p, end, t0, t1, state, cursor
 
-    def step(state):
-        acc, row, t, p, end, t_end, slot_acc, cursor = state
+    def step(st):
+        packed, row, c, p, end, t0, t1, state, cursor = st
         safe = jnp.maximum(row, 0)
         pos = p[:, None] + jnp.arange(_BLOCK, dtype=jnp.int32)
-        cand = ((safe // n) * S + jnp.clip(t, 0, S - 1))[:, None] * s + jnp.clip(pos, 0, s - 1)
-        j = flat_idx[cand]
-        valid = (row >= 0)[:, None] & (t <= t_end)[:, None] & (pos < end[:, None]) & (j < m)
-        valid &= j != self_index[safe][:, None]
-        dist = distance(q[safe][:, None, :], flat_pts[cand], metric)
-        slot_acc = update(slot_acc, jnp.where(valid, dist, jnp.inf), j)
+        base = ((safe // n) * S + jnp.minimum(c, S - 1)) * L
+        idx = base[:, None] + jnp.clip(pos, 0, L - 1)
+        j, sid = _get(lane_ref, idx), _get(lane_sid, idx)
+        valid = (row >= 0)[:, None] & (pos < end[:, None]) & (j != _NONE)
+        valid &= sid >= jnp.maximum(c - 1, t0)[:, None]
+        valid &= sid <= jnp.minimum(c + 1, t1)[:, None]
+        valid &= j != own[safe][:, None]
+        if groups is not None:
+            valid &= _get(lane_group, idx) == q_group[safe][:, None]
+        dist = _distance_parts(
+            [qc[safe][:, None] for qc in q_parts], [_get(pc, idx) for pc in lane_pts], metric
+        )
+        row_param = None if param is None else param[safe]
+        state = acc.block(state, jnp.where(valid, dist, jnp.inf), j, row_param)
         p = p + _BLOCK
-        # Past the end of this strip's run: the next strip's run.
-        move = p >= end
-        t = jnp.where(move, t + 1, t)
-        p1, end1 = strip_run(safe, t)
+        move = p >= end  # this band's run is done: the band three strips on
+        c = jnp.where(move, c + 3, c)
+        p1, end1 = band_run(safe, c)
         p, end = jnp.where(move, p1, p), jnp.where(move, end1, end)
-        fin = (row >= 0) & (t > t_end)
+        fin = (row >= 0) & (c - 1 > t1)
         dest = jnp.where(fin, row, size)
-        acc = jax.tree.map(lambda g, a: g.at[dest].set(a, mode="drop"), acc, slot_acc)
+        packed = jax.tree.map(lambda g, a: g.at[dest].set(a, mode="drop"), packed, acc.pack(state))
         row = jnp.where(fin, -1, row)
-        return refill((acc, row, t, p, end, t_end, slot_acc, cursor))
+        return refill((packed, row, c, p, end, t0, t1, state, cursor))
 
     zeros = jnp.zeros(slots, jnp.int32)
-    state = (
-        acc, jnp.full(slots, -1, jnp.int32), zeros, zeros, zeros, zeros,
-        jax.tree.map(lambda g: jnp.zeros((slots,) + g.shape[1:], g.dtype), acc),
+    st = (
+        packed,
+        jnp.full(slots, -1, jnp.int32),
+        zeros,
+        zeros,
+        zeros,
+        zeros,
+        zeros,
+        acc.init((slots,), dtype),
         jnp.int32(0),
     )
-    state = jax.lax.while_loop(
-        lambda st: (st[7] < total) | jnp.any(st[1] >= 0), step, refill(state)
-    )
-    return jax.tree.map(lambda a: a.reshape((N, n) + a.shape[1:]), state[0])
+    st = jax.lax.while_loop(lambda st: (st[8] < total) | jnp.any(st[1] >= 0), step, refill(st))
+    return jax.tree.map(lambda a: a.reshape((N, n) + a.shape[1:]), st[0])
 
 
-def _search_sorted(
-    q, r, acc, update, threshold, metric, *, exclude_self, groups, dims, k, box_radius=None
-):
-    """Runs the accumulator over the candidates that matter, exactly (see the module).
-
-    ``box_radius(acc)`` (default ``threshold``): for the rows the strips do not
-    settle, the radius of the box searched afresh.
-    """
-    N, n, d = q.shape
+def _line_search(q, r, acc, param, metric, *, exclude_self, groups, k):
+    """The sorted search in one dimension: the ``k`` nearest references lie among the
+    ``k`` nearest on each side in sorted order, so a window of ``k`` is exact."""
+    N, n, _ = q.shape
     m = r.shape[1]
-    keys = _key_coordinates(r, min(d, 2))
-    if exclude_self:
-        self_index = jax.lax.broadcasted_iota(jnp.int32, (N, n), 1)
-    else:
-        self_index = jnp.full((N, n), -1, jnp.int32)
-    if d >= 2 and groups is None:
-        strip, window = _strip_shape(m, dims, k)
-        L = _strips(r, keys, strip)
-        qa, qb = _take(q, keys[:, 0]), _take(q, keys[:, 1])
-        if exclude_self:  # the query's own strip, by its position along the first key
-            home = L.rank // strip
-        else:
-            pos = jax.vmap(jnp.searchsorted)(L.a_sorted, qa).astype(jnp.int32)
-            home = jnp.minimum(pos // strip, -(-m // strip) - 1)
-        fresh = acc
-        acc, done = _strip_window(
-            q, qa, qb, home, self_index, L, acc, update, threshold, metric, window
+    if exclude_self:  # one lane, sorted by (group, value): shifts of the sorted order
+        order = jnp.argsort(r[..., 0], axis=1, stable=True)
+        if groups is not None:
+            g = jnp.take_along_axis(groups, order, axis=1)
+            order = jnp.take_along_axis(order, jnp.argsort(g, axis=1, stable=True), axis=1)
+        order = order.astype(jnp.int32)
+        sort = lambda a: jnp.take_along_axis(a, order, axis=1)[:, None]
+        lanes = _Lanes(
+            pts=(sort(r[..., 0]),),
+            key=sort(r[..., 0]),
+            ref=order[:, None],
+            qry=order[:, None],
+            group=None if groups is None else sort(groups),
         )
-        radius = (threshold if box_radius is None else box_radius)(acc)
-        # Rows the strips did not settle: every point in the box their threshold spans.
-        acc = jax.tree.map(lambda a, f: jnp.where(_bcast(done, a), a, f), acc, fresh)
-        return _strip_boxes(q, qa, qb, self_index, L, acc, update, radius, ~done, metric)
-
-    # Groups, or one dimension: along the first key.
-    order, rank, pts, skeys = _sort_along(r, keys[:, 0], groups)
-    qkey = _take(q, keys[:, 0])
-    if exclude_self:
-        left0, right0 = rank - 1, rank + 1
-    else:
-        pos = jax.vmap(jnp.searchsorted)(skeys, qkey).astype(jnp.int32)
-        left0, right0 = pos - 1, pos
-    if groups is None:
-        lo, hi = jnp.zeros((N, n), jnp.int32), jnp.full((N, n), m, jnp.int32)
-    else:  # self search: each row's group is a contiguous run of the sorted order
-        g = jnp.take_along_axis(groups, order, axis=1)
-        lo = jnp.take_along_axis(jax.vmap(_searchsorted("left"))(g, g), rank, axis=1)
-        hi = jnp.take_along_axis(jax.vmap(_searchsorted("right"))(g, g), rank, axis=1)
-    # In one dimension the k nearest lie within k positions on each side.
-    return _sweep(
-        q, qkey, order, pts, skeys, left0, right0, lo.astype(jnp.int32), hi.astype(jnp.int32),
-        acc, update, threshold, metric, window=k if d == 1 else 2 * k + 6, drain=d > 1,
-    )
-
-
-def _searchsorted(side: str) -> Callable:
-    return lambda a, v: jnp.searchsorted(a, v, side=side)
-
-
-def _insert(vals, idx, v, j):
-    """Inserts ``v`` (index ``j``) into the ascending ``vals [..., k]``, dropping the last."""
-    prev_v = jnp.concatenate([jnp.full_like(vals[..., :1], -jnp.inf), vals[..., :-1]], -1)
-    prev_i = jnp.concatenate([idx[..., :1], idx[..., :-1]], -1)
-    keep = v[..., None] >= vals
-    shift = v[..., None] < prev_v
-    vals = jnp.where(keep, vals, jnp.where(shift, prev_v, v[..., None]))
-    idx = jnp.where(keep, idx, jnp.where(shift, prev_i, j[..., None]))
-    return vals, idx
+        lane_param = None if param is None else sort(param)
+        state, _ = _scan_lanes(lanes, acc, lane_param, k, metric)
+        rows = _rows_of((N, n))
+        return jax.tree.map(
+            lambda a: jnp.zeros(a.shape[:1] + a.shape[2:], a.dtype).at[rows, order].set(a[:, 0]),
+            acc.pack(state),
+        )
+    # Queries against other references: the references on either side of each query.
+    order = jnp.argsort(r[..., 0], axis=1, stable=True).astype(jnp.int32)
+    s = jnp.take_along_axis(r[..., 0], order, axis=1)
+    pos = jax.vmap(jnp.searchsorted)(s, q[..., 0]).astype(jnp.int32)
+    base = _rows_of((N, n)) * m
+    flat_s, flat_order = s.reshape(-1), order.reshape(-1)
+    state = acc.init((N, n), q.dtype)
+    for t in range(k):
+        for p in (pos - 1 - t, pos + t):
+            ok = (p >= 0) & (p < m)
+            at = base + jnp.clip(p, 0, m - 1)
+            dist = _term(q[..., 0], _get(flat_s, at), metric)
+            dist, j = jnp.where(ok, dist, jnp.inf), _get(flat_order, at)
+            if acc.one is None:
+                state = acc.block(state, dist[..., None], j[..., None], param)
+            else:
+                state = acc.one(state, dist, j, param)
+    return acc.pack(state)
 
 
 def _knn_sorted(q, r, groups, k, metric, exclude_self):
-    N, n, _ = q.shape
-
-    def update(acc, dist, index):
-        vals, idx = acc
-        if dist.shape[-1] > _INSERT:
-            return smallest(jnp.concatenate([vals, dist], -1), jnp.concatenate([idx, index], -1), k)
-        for c in range(dist.shape[-1]):
-            vals, idx = _insert(vals, idx, dist[..., c], index[..., c])
-        return vals, idx
-
-    acc = (jnp.full((N, n, k), jnp.inf, q.dtype), jnp.zeros((N, n, k), jnp.int32))
-    vals, idx = _search_sorted(
-        q, r, acc, update, lambda a: a[0][..., k - 1], metric,
-        exclude_self=exclude_self, groups=groups, dims=q.shape[-1], k=k,
+    acc = _knn_acc(k)
+    if q.shape[-1] == 1:
+        return _line_search(q, r, acc, None, metric, exclude_self=exclude_self, groups=groups, k=k)
+    return _band_search(
+        q,
+        r,
+        acc,
+        None,
+        metric,
+        exclude_self=exclude_self,
+        groups=groups,
+        dims=q.shape[-1],
+        k=k,
     )
-    return vals, jnp.clip(idx, 0, r.shape[1] - 1)
 
 
 def _count_sorted_1d(p, radius, metric):
@@ -637,31 +678,19 @@ def _count_sorted_1d(p, radius, metric):
     s = jnp.sort(p[..., 0], axis=1).reshape(-1)
     v = p[..., 0]
     base = _rows_of((N, n)) * n
-
-    def at(pos):
-        return s[base + pos]
-
-    # Positions p with term(s_p, v) < radius form one run [first, last) of the sorted order.
-    first = _bisect(n, lambda q: (at(q) >= v) | (_term(v, at(q), metric) < radius), (N, n))
-    last = _bisect(n, lambda q: (at(q) > v) & ~(_term(at(q), v, metric) < radius), (N, n))
+    at = lambda i: _get(s, base + i)
+    # The points at term(v, .) < radius are one run [first, last) of the sorted order.
+    first = _bisect(n, at, lambda a: (a >= v) | (_term(v, a, metric) < radius), (N, n))
+    last = _bisect(n, at, lambda a: (a > v) & ~(_term(a, v, metric) < radius), (N, n))
     return jnp.where(radius > 0, last - first - 1, 0).astype(jnp.int32)
 
 
 def _count_sorted(p, radius, metric, dims, k):
-    N, n, d = p.shape
-    if d == 1:
+    if p.shape[-1] == 1:
         return _count_sorted_1d(p, radius, metric)
-
-    def update(acc, dist, index):
-        count, r = acc
-        return count + jnp.sum(dist < r[..., None], axis=-1, dtype=jnp.int32), r
-
-    acc = (jnp.zeros((N, n), jnp.int32), radius)
-    count, _ = _search_sorted(
-        p, p, acc, update, lambda a: a[1], metric,
-        exclude_self=True, groups=None, dims=dims, k=k,
+    return _band_search(
+        p, p, _count_acc(), radius, metric, exclude_self=True, groups=None, dims=dims, k=k
     )
-    return count
 
 
 # --------------------------------------------------------------------------- entry points
