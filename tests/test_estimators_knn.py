@@ -20,7 +20,7 @@ from scipy.spatial import cKDTree
 from scipy.special import digamma, gammaln
 
 import jaxent as je
-from jaxent.estimators import _knn
+from jaxent.estimators import _knn, _search
 
 E = je.estimators
 
@@ -334,3 +334,139 @@ def test_checked_reports_nan_samples():
         je.checked(E.kozachenko_leonenko_entropy)(bad)
     with pytest.raises(ValueError, match="y contains NaN"):
         je.checked(E.ksg_mutual_information)(x, bad[:, 1:])
+
+
+# --------------------------------------------------------------------------- exact fast search
+# The sorted search must give the brute-force answer exactly (same k-th distances, same
+# counts) on data built to break it. Every data set below has the same shapes, so one
+# compiled program serves them all.
+
+_ADVERSARIAL = ("duplicates", "shared_coordinate", "far_clusters", "cauchy", "collinear", "grid")
+
+
+def _adversarial(kind, n, seed=0):
+    """Two problems of n points in 2-D (n is no multiple of any block size)."""
+    rng = np.random.default_rng(seed)
+    if kind == "duplicates":  # ~30 copies of each of 36 points
+        return rng.integers(0, 6, size=(2, n, 2)).astype(float)
+    if kind == "shared_coordinate":  # every point has x[:, 0] = 1.5
+        x = rng.normal(size=(2, n, 2))
+        x[..., 0] = 1.5
+        return x
+    if kind == "far_clusters":  # a third of the points 1e6 away
+        x = rng.normal(size=(2, n, 2))
+        x[:, : n // 3] += 1e6
+        return x
+    if kind == "cauchy":  # heavy tails: most points near 0, some at 1e4
+        return rng.standard_cauchy(size=(2, n, 2))
+    if kind == "collinear":  # on the diagonal: the two coordinates are equal
+        return np.repeat(rng.normal(size=(2, n, 1)), 2, axis=-1)
+    side = math.isqrt(n) + 1  # a regular grid: every distance ties with many others
+    g = np.stack(np.meshgrid(np.arange(side), np.arange(side)), -1).reshape(-1, 2)[:n]
+    return np.stack([g, g[::-1]]).astype(float)
+
+
+def _searches(x, y, method):
+    """k-th neighbour distances and neighbour counts, as the estimators use them."""
+    kw = {"method": method, "block": _knn._BLOCK_ELEMENTS}
+    s = _search
+    joint, _ = s.knn(x, x, 3, metric="max", exclude_self=True, **kw)  # KSG, joint space
+    many, _ = s.knn(x, x, 20, metric="sqeuclidean", exclude_self=True, **kw)  # entropy, k=20
+    cross, _ = s.knn(x, y, 3, metric="sqeuclidean", exclude_self=False, **kw)  # KL, nu
+    line, _ = s.knn(x[..., :1], x[..., :1], 3, metric="sqeuclidean", exclude_self=True, **kw)
+    line_cross, _ = s.knn(x[..., :1], y[..., :1], 3, metric="max", exclude_self=False, **kw)
+    radius = joint[..., 2]  # KSG's n_x: in 2-D and in 1-D
+    counts = s.count_within(x, radius, metric="max", dims=4, k=3, **kw)
+    counts_1d = s.count_within(x[..., 1:], radius, metric="max", **kw)
+    return joint, many, cross, line, line_cross, counts, counts_1d
+
+
+_both = jax.jit(lambda x, y: (_searches(x, y, "brute"), _searches(x, y, "sorted")))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", _ADVERSARIAL)
+def test_sorted_search_equals_brute_force(kind):
+    x = _adversarial(kind, 1001)
+    y = _adversarial(kind, 1003, seed=1)[:, ::-1]
+    brute, fast = _both(x, y)
+    names = ("joint", "k=20", "cross", "1-D", "1-D cross", "counts", "1-D counts")
+    for name, a, b in zip(names, brute, fast):
+        np.testing.assert_array_equal(b, a, err_msg=f"{kind}: {name}")
+
+
+@pytest.mark.slow
+def test_sorted_search_matches_kdtree():
+    # An independent float64 reference: the max-norm distances are the same subtractions,
+    # so they agree exactly; the counts are integers.
+    x = _adversarial("cauchy", 1001)
+    y = _adversarial("cauchy", 1003, seed=1)
+    _, (joint, many, cross, _, _, counts, _) = _both(x, y)
+    for p in range(2):
+        tree = cKDTree(x[p])
+        eps = tree.query(x[p], k=[4], p=np.inf)[0][:, 0]
+        np.testing.assert_array_equal(joint[p, :, 2], eps)
+        r = np.nextafter(eps, 0)
+        ref = tree.query_ball_point(x[p], r, p=np.inf, return_length=True) - 1
+        np.testing.assert_array_equal(counts[p], np.where(eps > 0, ref, 0))
+        # Euclidean: the tree takes a square root; compare within rounding.
+        d20 = tree.query(x[p], k=[21], p=2)[0][:, 0]
+        np.testing.assert_allclose(np.sqrt(many[p, :, 19]), d20, rtol=1e-15)
+        nu = cKDTree(y[p]).query(x[p], k=[3], p=2)[0][:, 0]
+        np.testing.assert_allclose(np.sqrt(cross[p, :, 2]), nu, rtol=1e-15)
+
+
+@pytest.mark.slow
+def test_rows_left_to_the_boxes_stay_exact(monkeypatch):
+    # A window of one offset leaves nearly every row to the exact box search.
+    monkeypatch.setattr(_search, "_STRIP_WINDOW", 0.0)
+    x = _adversarial("cauchy", 1001)
+    y = _adversarial("duplicates", 1003)
+    brute, fast = jax.jit(lambda x, y: (_searches(x, y, "brute"), _searches(x, y, "sorted")))(x, y)
+    for a, b in zip(brute, fast):
+        np.testing.assert_array_equal(b, a)
+
+
+@pytest.mark.parametrize(("n", "dx", "dy", "k"), [(1500, 1, 1, 3), (1200, 2, 1, 5)])
+def test_sorted_ksg_matches_kdtree(n, dx, dy, k):
+    rng = np.random.default_rng(n)
+    x = rng.normal(size=(n, dx))
+    y = x[:, :1] + rng.standard_cauchy(size=(n, dy))
+    got = E.ksg_mutual_information(x, y, k=k, method="sorted")
+    np.testing.assert_allclose(got, _ksg_reference(x, y, k), rtol=RTOL, atol=1e-13)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("n", "d", "k"), [(1500, 1, 3), (1200, 3, 4)])
+def test_sorted_entropy_and_kl_match_kdtree(n, d, k):
+    rng = np.random.default_rng(n)
+    x = rng.normal(size=(n, d))
+    y = 0.5 + 1.5 * rng.normal(size=(n + 17, d))
+    h = E.kozachenko_leonenko_entropy(x, k=k, method="sorted")
+    np.testing.assert_allclose(h, _kl_entropy_reference(x, k), rtol=RTOL)
+    kl = E.knn_kl_divergence(x, y, k=k, method="sorted")
+    np.testing.assert_allclose(kl, _kl_reference(x, y, k), rtol=RTOL)
+
+
+@pytest.mark.slow
+def test_methods_agree_under_jit_vmap_and_grad():
+    rng = np.random.default_rng(11)
+    x = rng.normal(size=(3, 700, 2))
+    y = x[..., :1] + rng.normal(size=(3, 700, 1))
+    for method in ("brute", "sorted"):
+        mapped = jax.jit(jax.vmap(lambda a, b, m=method: E.ksg_mutual_information(a, b, method=m)))
+        np.testing.assert_allclose(mapped(x, y), E.ksg_mutual_information(x, y), rtol=1e-13)
+    grads = [
+        jax.grad(lambda a, m=m: E.kozachenko_leonenko_entropy(a, method=m))(x[0])
+        for m in ("brute", "sorted")
+    ]
+    np.testing.assert_allclose(grads[1], grads[0], rtol=1e-13)
+
+
+def test_auto_method_choice():
+    assert _search.choose_method("auto", 512, 512, 2) == "brute"
+    assert _search.choose_method("auto", 2000, 2000, 2) == "sorted"
+    assert _search.choose_method("auto", 2000, 2000, 9) == "brute"
+    assert _search.choose_method("brute", 10**6, 10**6, 1) == "brute"
+    with pytest.raises(ValueError, match="method must be one of"):
+        E.ksg_mutual_information(np.ones((10, 1)), np.ones((10, 1)), method="tree")

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Callable
 from functools import partial
 
 import jax
@@ -42,11 +41,12 @@ from jax.typing import ArrayLike
 from jaxent import _numerics as nx
 from jaxent._numerics import Base
 from jaxent.checks import expects
+from jaxent.estimators import _search as search
 
-# Coordinate differences held at once: rows per block x reference points x dimensions.
+# Coordinate differences held at once by the brute-force search: rows per block x
+# reference points x dimensions.
 _BLOCK_ELEMENTS = 1 << 22
-# Largest k found by repeated argmin; beyond it, jax.lax.top_k.
-_MAX_PASSES = 16
+_MAX_PASSES = search.MAX_PASSES
 
 
 def _check_k(k: int) -> int:
@@ -88,94 +88,9 @@ def _half_log(s: jax.Array) -> jax.Array:
     return jnp.where(pos, 0.5 * jnp.log(jnp.where(pos, s, 1)), -jnp.inf)
 
 
-def _kth_nearest(dist: jax.Array, k: int) -> jax.Array:
-    """Index of the k-th smallest entry of ``dist`` along its last axis.
-
-    For small ``k``, ``k - 1`` passes of ``argmin`` each knock out the current
-    minimum (ties keep their multiplicity): on CPU this is an order of magnitude
-    faster than ``jax.lax.top_k``, which is used for larger ``k``.
-    """
-    if k > _MAX_PASSES:
-        return jax.lax.top_k(-dist, k)[1][..., k - 1]
-    col = jnp.arange(dist.shape[-1])
-
-    def knock_out(_, d):
-        return jnp.where(col == jnp.argmin(d, axis=-1, keepdims=True), jnp.inf, d)
-
-    return jnp.argmin(jax.lax.fori_loop(0, k - 1, knock_out, dist), axis=-1)
-
-
 def _gather(a: jax.Array, index: jax.Array) -> jax.Array:
     """``a[p, index[p, i]]`` for ``a [N, m, d]`` and ``index [N, n]``: ``[N, n, d]``."""
     return jnp.take_along_axis(a, index[..., None], axis=-2)
-
-
-def _map_in_chunks(f: Callable, xs: tuple[jax.Array, ...], size: int):
-    """``jax.vmap(f)(*xs)`` over the leading axis, ``size`` entries at a time.
-
-    The leading axis is padded to a multiple of ``size`` (padded entries are
-    computed and dropped) and the chunks run one after another under
-    ``jax.lax.map``.
-    """
-    total = xs[0].shape[0]
-    if size >= total:
-        return jax.vmap(f)(*xs)
-    chunks = -(-total // size)
-    pad = chunks * size - total
-    xs = tuple(
-        jnp.concatenate([x, jnp.zeros((pad,) + x.shape[1:], x.dtype)]).reshape(
-            (chunks, size) + x.shape[1:]
-        )
-        for x in xs
-    )
-    out = jax.lax.map(lambda c: jax.vmap(f)(*c), xs)
-    return jax.tree.map(lambda o: o.reshape((chunks * size,) + o.shape[2:])[:total], out)
-
-
-def _rowwise(
-    row_fn: Callable, queries: tuple[jax.Array, ...], refs: tuple[jax.Array, ...], block: int
-) -> tuple[jax.Array, ...]:
-    """Applies ``row_fn(query rows..., row index, refs...)`` to every query row.
-
-    ``queries`` are ``[N, n, d_a]`` (``N`` flattened problems), ``refs``
-    ``[N, m_b, d_b]``. Returns per-row results ``[N, n]``. Blocks of rows (and, for
-    small problems, groups of problems) are sized so that about ``block``
-    coordinate differences exist at once.
-    """
-    problems, n = queries[0].shape[:2]
-    row_cost = max(1, sum(r.shape[1] * r.shape[2] for r in refs))
-    rows = max(1, min(n, block // row_cost))
-    index = jnp.arange(n, dtype=jnp.int32)
-
-    def solve(*args):
-        q, r = args[: len(queries)], args[len(queries) :]
-        return _map_in_chunks(lambda *a: row_fn(*a, *r), (*q, index), rows)
-
-    group = max(1, min(problems, block // (row_cost * n))) if rows == n else 1
-    return _map_in_chunks(solve, (*queries, *refs), group)
-
-
-def _self_masked(sq: jax.Array, i: jax.Array) -> jax.Array:
-    """A row of distances from point ``i`` with its distance to itself set to ``inf``."""
-    return jnp.where(jnp.arange(sq.shape[-1]) == i, jnp.inf, sq)
-
-
-def _entropy_row(k, xi, i, xs):
-    return _kth_nearest(_self_masked(jnp.sum((xs - xi) ** 2, axis=-1), i), k)
-
-
-def _ksg_row(k, xi, yi, i, xs, ys):
-    dx = _self_masked(jnp.max(jnp.abs(xs - xi), axis=-1), i)
-    dy = _self_masked(jnp.max(jnp.abs(ys - yi), axis=-1), i)
-    dz = jnp.maximum(dx, dy)
-    eps = dz[_kth_nearest(dz, k)]
-    return jnp.sum(dx < eps, dtype=jnp.int32), jnp.sum(dy < eps, dtype=jnp.int32)
-
-
-def _kl_row(k, xi, i, xs, ys):
-    sq_x = _self_masked(jnp.sum((xs - xi) ** 2, axis=-1), i)
-    sq_y = jnp.sum((ys - xi) ** 2, axis=-1)
-    return _kth_nearest(sq_x, k), _kth_nearest(sq_y, k)
 
 
 def _flatten(batch: tuple[int, ...], *arrays: jax.Array) -> list[jax.Array]:
@@ -195,38 +110,56 @@ def _log_unit_ball(d: int) -> float:
 # compiled once per shape so that eager calls are as fast as jitted ones. The
 # neighbour searches see the samples through stop_gradient; the distances to the
 # neighbours they select are then recomputed differentiably.
-@partial(jax.jit, static_argnames=("k", "block"))
-def _entropy_nats(x: jax.Array, *, k: int, block: int) -> jax.Array:
+@partial(jax.jit, static_argnames=("k", "block", "method"))
+def _entropy_nats(x: jax.Array, *, k: int, block: int, method: str) -> jax.Array:
     n, d = x.shape[-2:]
     stopped = jax.lax.stop_gradient(x)
-    neighbour = _rowwise(partial(_entropy_row, k), (stopped,), (stopped,), block)
-    log_eps = _half_log(jnp.sum((x - _gather(x, neighbour)) ** 2, axis=-1))
+    _, near = search.knn(
+        stopped, stopped, k, metric="sqeuclidean", exclude_self=True, method=method, block=block
+    )
+    log_eps = _half_log(search.distance(x, _gather(x, near[..., k - 1]), "sqeuclidean"))
     log_volume = _digamma(n, x.dtype) - _digamma(k, x.dtype) + _log_unit_ball(d)
     return log_volume + d * jnp.mean(log_eps, axis=-1)
 
 
-@partial(jax.jit, static_argnames=("k", "block"))
-def _ksg_nats(x: jax.Array, y: jax.Array, *, k: int, block: int) -> jax.Array:
+def _ksg_counts(
+    x: jax.Array, y: jax.Array, *, k: int, block: int, method: str
+) -> tuple[jax.Array, jax.Array]:
+    """KSG's ``n_x``, ``n_y`` ``[N, n]``: points strictly within the joint k-th distance."""
+    z = jnp.concatenate([x, y], axis=-1)
+    dist, _ = search.knn(z, z, k, metric="max", exclude_self=True, method=method, block=block)
+    eps = dist[..., k - 1]
+    count_x = search.count_within(x, eps, metric="max", method=method, block=block)
+    count_y = search.count_within(y, eps, metric="max", method=method, block=block)
+    return count_x, count_y
+
+
+@partial(jax.jit, static_argnames=("k", "block", "method"))
+def _ksg_nats(x: jax.Array, y: jax.Array, *, k: int, block: int, method: str) -> jax.Array:
     # Only counts enter the estimate: no gradient flows to the samples.
     x, y = jax.lax.stop_gradient(x), jax.lax.stop_gradient(y)
-    count_x, count_y = _rowwise(partial(_ksg_row, k), (x, y), (x, y), block)
+    count_x, count_y = _ksg_counts(x, y, k=k, block=block, method=method)
     psi = jax.scipy.special.digamma
     marginal = psi((count_x + 1).astype(x.dtype)) + psi((count_y + 1).astype(x.dtype))
     return _digamma(k, x.dtype) + _digamma(x.shape[-2], x.dtype) - jnp.mean(marginal, axis=-1)
 
 
-@partial(jax.jit, static_argnames=("k", "block"))
-def _kl_nats(x: jax.Array, y: jax.Array, *, k: int, block: int) -> jax.Array:
+@partial(jax.jit, static_argnames=("k", "block", "method"))
+def _kl_nats(x: jax.Array, y: jax.Array, *, k: int, block: int, method: str) -> jax.Array:
     (n, d), m = x.shape[-2:], y.shape[-2]
-    stopped = jax.lax.stop_gradient(x), jax.lax.stop_gradient(y)
-    near_x, near_y = _rowwise(partial(_kl_row, k), stopped[:1], stopped, block)
-    rho_sq = jnp.sum((x - _gather(x, near_x)) ** 2, axis=-1)
-    nu_sq = jnp.sum((x - _gather(y, near_y)) ** 2, axis=-1)
+    sx, sy = jax.lax.stop_gradient(x), jax.lax.stop_gradient(y)
+    kw = {"metric": "sqeuclidean", "method": method, "block": block}
+    _, near_x = search.knn(sx, sx, k, exclude_self=True, **kw)
+    _, near_y = search.knn(sx, sy, k, exclude_self=False, **kw)
+    rho_sq = search.distance(x, _gather(x, near_x[..., k - 1]), "sqeuclidean")
+    nu_sq = search.distance(x, _gather(y, near_y[..., k - 1]), "sqeuclidean")
     return d * jnp.mean(_half_log(nu_sq) - _half_log(rho_sq), axis=-1) + math.log(m / (n - 1))
 
 
 @expects(x="finite")
-def kozachenko_leonenko_entropy(x: ArrayLike, *, k: int = 3, base: Base = None) -> jax.Array:
+def kozachenko_leonenko_entropy(
+    x: ArrayLike, *, k: int = 3, base: Base = None, method: str = "auto"
+) -> jax.Array:
     r"""Kozachenko–Leonenko estimate of differential entropy from samples.
 
     .. math:: \hat H = \psi(n) - \psi(k) + \log V_d + \frac{d}{n} \sum_{i=1}^n \log
@@ -279,6 +212,7 @@ def kozachenko_leonenko_entropy(x: ArrayLike, *, k: int = 3, base: Base = None) 
       information", Physical Review E 69, 066138, 2004, eq. (20).
     """
     k = _check_k(k)
+    search.check_method(method)
     (x,), dtype = nx.promote(x)
     _check_samples("x", x)
     batch, n = x.shape[:-2], x.shape[-2]
@@ -286,13 +220,13 @@ def kozachenko_leonenko_entropy(x: ArrayLike, *, k: int = 3, base: Base = None) 
         raise ValueError(f"need more samples than k: got n = {n} (x shape {x.shape}), k = {k}")
 
     nx.log_base(base)
-    h = _entropy_nats(*_flatten(batch, x), k=k, block=_BLOCK_ELEMENTS)
+    h = _entropy_nats(*_flatten(batch, x), k=k, block=_BLOCK_ELEMENTS, method=method)
     return nx.to_units(h.reshape(batch), base).astype(dtype)
 
 
 @expects(x="finite", y="finite")
 def ksg_mutual_information(
-    x: ArrayLike, y: ArrayLike, *, k: int = 3, base: Base = None
+    x: ArrayLike, y: ArrayLike, *, k: int = 3, base: Base = None, method: str = "auto"
 ) -> jax.Array:
     r"""Kraskov–Stögbauer–Grassberger estimate of mutual information (algorithm 1).
 
@@ -342,6 +276,7 @@ def ksg_mutual_information(
       information", Physical Review E 69, 066138, 2004, eq. (8).
     """
     k = _check_k(k)
+    search.check_method(method)
     (x, y), dtype = nx.promote(x, y)
     _check_samples("x", x)
     _check_samples("y", y)
@@ -355,12 +290,14 @@ def ksg_mutual_information(
     if n <= k:
         raise ValueError(f"need more samples than k: got n = {n} (x shape {x.shape}), k = {k}")
     nx.log_base(base)
-    mi = _ksg_nats(*_flatten(batch, x, y), k=k, block=_BLOCK_ELEMENTS)
+    mi = _ksg_nats(*_flatten(batch, x, y), k=k, block=_BLOCK_ELEMENTS, method=method)
     return nx.to_units(mi.reshape(batch), base).astype(dtype)
 
 
 @expects(x="finite", y="finite")
-def knn_kl_divergence(x: ArrayLike, y: ArrayLike, *, k: int = 1, base: Base = None) -> jax.Array:
+def knn_kl_divergence(
+    x: ArrayLike, y: ArrayLike, *, k: int = 1, base: Base = None, method: str = "auto"
+) -> jax.Array:
     r"""Wang–Kulkarni–Verdú nearest-neighbour estimate of :math:`D(P \| Q)`.
 
     .. math:: \hat D(P \| Q) = \frac{d}{n} \sum_{i=1}^n \log\frac{\nu_k(i)}{\rho_k(i)}
@@ -406,6 +343,7 @@ def knn_kl_divergence(x: ArrayLike, y: ArrayLike, *, k: int = 1, base: Base = No
       Transactions on Information Theory 55(5), 2009, eq. (5).
     """
     k = _check_k(k)
+    search.check_method(method)
     (x, y), dtype = nx.promote(x, y)
     _check_samples("x", x)
     _check_samples("y", y)
@@ -424,5 +362,5 @@ def knn_kl_divergence(x: ArrayLike, y: ArrayLike, *, k: int = 1, base: Base = No
         raise ValueError(f"y needs at least k samples: got m = {m} (y shape {y.shape}), k = {k}")
 
     nx.log_base(base)
-    kl = _kl_nats(*_flatten(batch, x, y), k=k, block=_BLOCK_ELEMENTS)
+    kl = _kl_nats(*_flatten(batch, x, y), k=k, block=_BLOCK_ELEMENTS, method=method)
     return nx.to_units(kl.reshape(batch), base).astype(dtype)

@@ -1,0 +1,747 @@
+"""Exact neighbour search and neighbour counts behind the kNN estimators.
+
+Two methods give *identical* results (the same k smallest distances, with
+multiplicity, and the same counts):
+
+``"brute"``
+  Every query row against every reference point, a block of rows at a time:
+  time ``O(n m d)``, memory ``O(block)`` (about ``block`` coordinate
+  differences at once).
+
+``"sorted"``
+  The reference points are sorted along one *key* coordinate (the one with the
+  widest interquartile range, from a subsample). Any distance used here (the
+  Euclidean distance squared, or the max-norm) is at least the distance along
+  the key coordinate alone, computed with the same floating-point operations,
+  and that distance only grows as one walks away from a query in sorted order.
+  So each query visits candidates outward from its place in the sorted order,
+  first ``window`` positions on each side for every row at once, and then, for
+  the rows that are not yet finished, further blocks of ``block`` positions on
+  each side (a fixed number of rows at a time, taken from a queue, inside one
+  ``lax.while_loop``). A row is finished when the distance along the key
+  coordinate to the nearest unvisited point on either side is at least its
+  current k-th smallest distance (or its counting radius): nothing unvisited can
+  then be closer. The test is exact in floating point, so the answer is the
+  brute-force answer. Counts within a radius in one dimension use a binary
+  search with the same exact comparison instead, ``O(n log n)``.
+
+  Time is ``O(n log n)`` for the sort plus the candidates visited: about
+  ``n (2 window + d)`` when neighbours are near in the key coordinate (always in
+  one dimension, usually for the two dimensions of a KSG problem), growing like
+  ``n^(2 - 1/d)`` for points filling ``d`` dimensions evenly, and reaching
+  ``n^2`` only when nearly all points share the key coordinate's value
+  (duplicated data; the chosen key avoids constant coordinates). Memory is
+  ``O(n (d + k))``: the sorted copy, per-row state, and the queue.
+
+Distances are combined coordinate by coordinate in a fixed order by
+:func:`distance`, on both paths, so they are bitwise equal.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+# Largest k found by repeated argmin; beyond it, jax.lax.top_k.
+MAX_PASSES = 16
+
+# "sorted" method: window offsets per unrolled loop step.
+_GROUP = 4
+# Strip width and window size factors (see _band_shape).
+_STRIP_WIDTH = 2.0
+_STRIP_WINDOW = 2.0
+# Rows searched at once in boxes after the bands, and entries per row per step.
+_SLOTS = 128
+_BLOCK = 128
+# Largest k kept by branchless insertion (beyond: merged by blocks).
+_INSERT = 6
+# "No entry": the reference or query index of padding.
+_NONE = 2**31 - 1
+
+METHODS = ("auto", "sorted", "brute")
+
+
+def check_method(method: str) -> str:
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    return method
+
+
+def choose_method(method: str, n: int, m: int, d: int) -> str:
+    """``"brute"`` or ``"sorted"`` for ``n`` queries against ``m`` points in ``d`` dims.
+
+    On CPU brute force wins only for small problems (below a few hundred points);
+    on accelerators, where it runs as dense tiles, below about 4096. In many
+    dimensions the sorted sweep visits most points anyway, so brute force is used
+    beyond 8 dimensions.
+    """
+    if method != "auto":
+        return method
+    small = 512 if jax.default_backend() == "cpu" else 4096
+    return "brute" if min(n, m) <= small or d > 8 else "sorted"
+
+
+def _term(a: jax.Array, b: jax.Array, metric: str) -> jax.Array:
+    diff = a - b
+    return diff * diff if metric == "sqeuclidean" else jnp.abs(diff)
+
+
+def distance(a: jax.Array, b: jax.Array, metric: str) -> jax.Array:
+    """Distance between points ``a [..., d]`` and ``b [..., d]`` (broadcast).
+
+    ``metric`` is ``"sqeuclidean"`` (squared Euclidean: the squared coordinate
+    differences added in coordinate order) or ``"max"`` (the max-norm).
+    """
+    d = a.shape[-1]
+    return _distance_parts([a[..., c] for c in range(d)], [b[..., c] for c in range(d)], metric)
+
+
+def _distance_parts(a, b, metric: str) -> jax.Array:
+    """:func:`distance` from the coordinates as separate arrays (the same operations)."""
+    out = _term(a[0], b[0], metric)
+    for x, y in zip(a[1:], b[1:]):
+        t = _term(x, y, metric)
+        out = out + t if metric == "sqeuclidean" else jnp.maximum(out, t)
+    return out
+
+
+def smallest(vals: jax.Array, idx: jax.Array, k: int) -> tuple[jax.Array, jax.Array]:
+    """The ``k`` smallest of ``vals [..., c]`` (ties keep their multiplicity), ascending,
+    with the matching entries of ``idx``."""
+    if k > MAX_PASSES:
+        neg, pos = jax.lax.top_k(-vals, k)
+        return -neg, jnp.take_along_axis(idx, pos, axis=-1)
+    col = jnp.arange(vals.shape[-1], dtype=jnp.int32)
+    out_v, out_i = [], []
+    for p in range(k):
+        j = jnp.argmin(vals, axis=-1, keepdims=True)
+        out_v.append(jnp.take_along_axis(vals, j, axis=-1))
+        out_i.append(jnp.take_along_axis(idx, j, axis=-1))
+        if p < k - 1:
+            vals = jnp.where(col == j, jnp.inf, vals)
+    return jnp.concatenate(out_v, -1), jnp.concatenate(out_i, -1)
+
+
+# --------------------------------------------------------------------------- brute force
+
+
+def _map_in_chunks(f: Callable, xs: tuple[jax.Array, ...], size: int):
+    """``jax.vmap(f)(*xs)`` over the leading axis, ``size`` entries at a time.
+
+    The leading axis is padded to a multiple of ``size`` (padded entries are
+    computed and dropped) and the chunks run one after another under
+    ``jax.lax.map``.
+    """
+    total = xs[0].shape[0]
+    if size >= total:
+        return jax.vmap(f)(*xs)
+    chunks = -(-total // size)
+    pad = chunks * size - total
+    xs = tuple(
+        jnp.concatenate([x, jnp.zeros((pad,) + x.shape[1:], x.dtype)]).reshape(
+            (chunks, size) + x.shape[1:]
+        )
+        for x in xs
+    )
+    out = jax.lax.map(lambda c: jax.vmap(f)(*c), xs)
+    return jax.tree.map(lambda o: o.reshape((chunks * size,) + o.shape[2:])[:total], out)
+
+
+def _rowwise(
+    row_fn: Callable, queries: tuple[jax.Array, ...], refs: tuple[jax.Array, ...], block: int
+):
+    """Applies ``row_fn(query rows..., row index, refs...)`` to every query row.
+
+    ``queries`` are ``[N, n, ...]`` (``N`` flattened problems), ``refs``
+    ``[N, m, d_b]``. Returns per-row results ``[N, n, ...]``. Blocks of rows (and,
+    for small problems, groups of problems) are sized so that about ``block``
+    coordinate differences exist at once.
+    """
+    problems, n = queries[0].shape[:2]
+    row_cost = max(1, sum(r.shape[1] * r.shape[2] for r in refs))
+    rows = max(1, min(n, block // row_cost))
+    index = jnp.arange(n, dtype=jnp.int32)
+
+    def solve(*args):
+        q, r = args[: len(queries)], args[len(queries) :]
+        return _map_in_chunks(lambda *a: row_fn(*a, *r), (*q, index), rows)
+
+    group = max(1, min(problems, block // (row_cost * n))) if rows == n else 1
+    return _map_in_chunks(solve, (*queries, *refs), group)
+
+
+def _knn_brute(q, r, groups, k, metric, exclude_self, block):
+    m = r.shape[1]
+    col = jnp.arange(m, dtype=jnp.int32)
+
+    def row(qi, gi, i, rs, gs):
+        dist = distance(qi, rs, metric)
+        skip = (col == i) if exclude_self else jnp.zeros(m, bool)
+        skip |= gs[:, 0] != gi
+        return smallest(jnp.where(skip, jnp.inf, dist), col, k)
+
+    if groups is None:
+        gq, gr = jnp.zeros(q.shape[:2], jnp.int32), jnp.zeros(r.shape[:2], jnp.int32)
+    else:
+        gq = gr = groups
+    return _rowwise(row, (q, gq), (r, gr[..., None]), block)
+
+
+def _count_brute(p, radius, metric, block):
+    n = p.shape[1]
+    col = jnp.arange(n, dtype=jnp.int32)
+
+    def row(pi, ri, i, ps):
+        inside = (distance(pi, ps, metric) < ri) & (col != i)
+        return jnp.sum(inside, dtype=jnp.int32)
+
+    return _rowwise(row, (p, radius), (p,), block)
+
+
+# --------------------------------------------------------------------------- sorted search
+
+
+def _key_coordinates(r: jax.Array, count: int) -> jax.Array:
+    """Per problem, the ``count`` coordinates of ``r [N, m, d]`` with the widest spread.
+
+    Spread is the interquartile range of a strided subsample of at most ~2048
+    points (or the full range where every interquartile range is 0). Any choice is
+    exact; a wide one keeps the candidate windows short. Returns ``[N, count]``.
+    """
+    N, m, d = r.shape
+    if d == count:
+        return jnp.broadcast_to(jnp.arange(d, dtype=jnp.int32), (N, d))
+    stride = max(1, m // 2048)
+    sub = jnp.sort(r[:, ::stride], axis=1)
+    size = sub.shape[1]
+    iqr = sub[:, (3 * size) // 4] - sub[:, size // 4]
+    full = jnp.max(r, axis=1) - jnp.min(r, axis=1)
+    score = jnp.where(jnp.max(iqr, axis=-1, keepdims=True) > 0, iqr, full)
+    return jnp.argsort(-score, axis=-1, stable=True)[:, :count].astype(jnp.int32)
+
+
+def _take(a: jax.Array, key: jax.Array) -> jax.Array:
+    """``a[b, :, key[b]]`` for ``a [N, m, d]``: ``[N, m]``."""
+    return jnp.take_along_axis(a, key[:, None, None], axis=-1)[..., 0]
+
+
+def _rows_of(shape: tuple[int, ...]) -> jax.Array:
+    """The problem index ``b`` of every entry of an ``[N, ...]`` array."""
+    return jax.lax.broadcasted_iota(jnp.int32, shape, 0)
+
+
+def _get(flat: jax.Array, index: jax.Array) -> jax.Array:
+    """``flat[index]`` for indices known to be in bounds."""
+    return flat.at[index].get(mode="promise_in_bounds")
+
+
+def _bisect(n: int, at: Callable, pred: Callable, shape) -> jax.Array:
+    """First position ``p`` in ``[0, n]`` where the monotone ``pred(at(p))`` holds."""
+    lo = jnp.zeros(shape, jnp.int32)
+    hi = jnp.full(shape, n, jnp.int32)
+
+    def step(_, bounds):
+        lo, hi = bounds
+        mid = (lo + hi) // 2
+        ok = pred(at(jnp.minimum(mid, n - 1))) | (mid >= hi)
+        return jnp.where(ok, lo, mid + 1), jnp.where(ok, mid, hi)
+
+    return jax.lax.fori_loop(0, max(1, n.bit_length()), step, (lo, hi))[0]
+
+
+def _run_bounds(n, at, v, radius, metric, shape):
+    """``[first, last)``: the run of an ascending array (``at(p)``, ``n`` entries)
+    whose ``term(v, .)`` is at most ``radius`` (an exact, monotone comparison)."""
+    first = _bisect(n, at, lambda a: (a >= v) | (_term(v, a, metric) <= radius), shape)
+    last = _bisect(n, at, lambda a: (a > v) & ~(_term(a, v, metric) <= radius), shape)
+    return first, last
+
+
+class _Acc(NamedTuple):
+    """What a search does with candidate distances, per query row.
+
+    ``one(state, dist, index, param)`` folds in one candidate per row (elementwise
+    arrays; None where blocks are better), ``block(...)`` a block ``[..., c]`` of them; ``threshold(state,
+    param)`` is the distance below which unvisited points would still matter.
+    ``param`` is a per-row input (the radius, for counts). ``pack`` turns a state
+    into the result (stacked arrays).
+    """
+
+    init: Callable
+    one: Callable
+    block: Callable
+    threshold: Callable
+    pack: Callable
+
+
+def _knn_acc(k: int) -> _Acc:
+    """The ``k`` smallest distances (ascending) and their indices, ``k`` arrays each."""
+
+    def init(shape, dtype):
+        return (jnp.full(shape, jnp.inf, dtype),) * k, (jnp.zeros(shape, jnp.int32),) * k
+
+    def one(state, v, j, param):
+        # Insertion into a sorted list, without branches.
+        vals, idx = state
+        new_v, new_i = [], []
+        for t in range(k):
+            keep = v >= vals[t]
+            if t == 0:
+                new_v.append(jnp.where(keep, vals[t], v))
+                new_i.append(jnp.where(keep, idx[t], j))
+                continue
+            shift = v < vals[t - 1]
+            new_v.append(jnp.where(keep, vals[t], jnp.where(shift, vals[t - 1], v)))
+            new_i.append(jnp.where(keep, idx[t], jnp.where(shift, idx[t - 1], j)))
+        return tuple(new_v), tuple(new_i)
+
+    def block(state, dist, index, param):
+        vals, idx = pack(state)
+        vals, idx = smallest(
+            jnp.concatenate([vals, dist], -1), jnp.concatenate([idx, index], -1), k
+        )
+        return tuple(vals[..., t] for t in range(k)), tuple(idx[..., t] for t in range(k))
+
+    def pack(state):
+        return jnp.stack(state[0], -1), jnp.stack(state[1], -1)
+
+    # Beyond _INSERT, insertion unrolled over k slots and a step's candidates makes
+    # programs that are slow to compile: merge blocks by repeated argmin instead.
+    return _Acc(init, one if k <= _INSERT else None, block, lambda s, param: s[0][k - 1], pack)
+
+
+def _count_acc() -> _Acc:
+    """Counts of distances strictly below the per-row radius ``param``."""
+
+    def one(state, v, j, radius):
+        return state + (v < radius).astype(jnp.int32)
+
+    def block(state, dist, index, radius):
+        return state + jnp.sum(dist < radius[..., None], -1, dtype=jnp.int32)
+
+    return _Acc(
+        lambda shape, dtype: jnp.zeros(shape, jnp.int32),
+        one,
+        block,
+        lambda s, radius: radius,
+        lambda s: s,
+    )
+
+
+class _Lanes(NamedTuple):
+    """Entries in lanes ``[N, S, L]``, each lane ascending in ``key``: an entry that
+    asks (``qry`` not ``_NONE``) is compared with the reference entries (``ref`` not
+    ``_NONE``) up to a window of positions before and after it in its lane."""
+
+    pts: tuple[jax.Array, ...]  # d coordinates, [N, S, L] each
+    key: jax.Array  # [N, S, L] (inf for padding)
+    ref: jax.Array  # [N, S, L] reference index
+    qry: jax.Array  # [N, S, L] query index
+    group: jax.Array | None  # [N, S, L]: candidates must share the query's group
+
+
+def _scan_lanes(lanes: _Lanes, acc: _Acc, param, window: int, metric: str):
+    """Folds every (asking entry, reference entry) pair at most ``window`` positions
+    apart in a lane into the accumulator. Returns the state and the key distance
+    from each entry to the nearest entry beyond the window on either side.
+
+    The lanes are laid end to end in one flat array, with padding between them, and
+    candidates come from shifted slices of it (no gathers), a few offsets per loop
+    step, so that the fold runs as one fused loop over contiguous memory.
+    """
+    pts, key, ref, qry, group = lanes
+    shape = key.shape
+    steps = -(-window // _GROUP)
+    reach = steps * _GROUP + 1
+    size = math.prod(shape[:-1]) * (shape[-1] + reach)
+
+    def flat(a, value):
+        a = jnp.pad(a, [(0, 0)] * (a.ndim - 1) + [(0, reach)], constant_values=value)
+        return jnp.pad(a.reshape(-1), (reach, reach), constant_values=value)
+
+    def shifted(a, off):
+        return jax.lax.dynamic_slice_in_dim(a, reach + off, size)
+
+    pts_f = [flat(c, 0) for c in pts]
+    ref_f = flat(ref, _NONE)
+    group_f = None if group is None else flat(group, -1)
+    here = [shifted(c, 0) for c in pts_f]
+    asks = shifted(flat(qry, _NONE), 0) != _NONE
+    mine = None if group is None else shifted(group_f, 0)
+    param_f = None if param is None else shifted(flat(param, 0), 0)
+
+    def step(s, state):
+        dists, refs = [], []
+        for g in range(_GROUP):
+            off = s * _GROUP + g + 1
+            for o in (-off, off):
+                j = shifted(ref_f, o)
+                ok = asks & (j != _NONE)
+                if group is not None:
+                    ok &= shifted(group_f, o) == mine
+                dist = _distance_parts(here, [shifted(c, o) for c in pts_f], metric)
+                dists.append(jnp.where(ok, dist, jnp.inf))
+                refs.append(j)
+        if acc.one is None:  # large k: the step's candidates as one block
+            return acc.block(state, jnp.stack(dists, -1), jnp.stack(refs, -1), param_f)
+        for dist, j in zip(dists, refs):
+            state = acc.one(state, dist, j, param_f)
+        return state
+
+    state = jax.lax.fori_loop(0, steps, step, acc.init((size,), pts[0].dtype))
+    key_f = flat(key, jnp.inf)
+    centre = shifted(key_f, 0)
+    gap = jnp.minimum(*(_term(centre, shifted(key_f, o), metric) for o in (-reach, reach)))
+    gap = jnp.where(jnp.isnan(gap), jnp.inf, gap)  # inf - inf at padding
+
+    def unflat(a):
+        return a.reshape(shape[:-1] + (shape[-1] + reach,))[..., : shape[-1]]
+
+    return jax.tree.map(unflat, state), unflat(gap)
+
+
+def _band_shape(size: int, dims: int, k: int) -> tuple[int, int]:
+    """Entries per strip, and window per side, for ``size`` points filling ``dims``
+    dimensions with ``k`` of them within the k-th neighbour distance ``eps``.
+
+    A strip of ``w size^(1 - 1/dims) k^(1/dims)`` points (``w = _STRIP_WIDTH``) is
+    a few ``eps`` wide along the first key; a band of three strips holds about
+    ``3 w size^(1 - 2/dims) k^(2/dims)`` points within ``eps`` of a query along the
+    second key, and the window takes ``_STRIP_WINDOW`` times that on each side.
+    """
+    dims = max(dims, 2)
+    strip = math.ceil(_STRIP_WIDTH * size ** (1 - 1 / dims) * k ** (1 / dims))
+    strip = min(max(strip, 8), size)
+    within = 3 * _STRIP_WIDTH * size ** (1 - 2 / dims) * k ** (2 / dims)
+    window = _GROUP * math.ceil((_STRIP_WINDOW * within + k) / _GROUP)
+    return strip, min(window, 3 * strip)
+
+
+class _Bands(NamedTuple):
+    lanes: _Lanes  # band j: strips j - 1, j, j + 1, sorted along the second key
+    a: jax.Array  # [N, S, L] first key of each entry
+    strip_of: jax.Array  # [N, S, L] strip of each entry (S for padding)
+    a_sorted: jax.Array  # [N, U] first key of all entries, ascending
+    strip: int  # entries per strip
+
+
+def _bands(u, keys, strip, ref, qry, groups) -> _Bands:
+    """Sorts the entries ``u [N, U, d]`` along ``keys[:, 0]``, cuts them into strips of
+    ``strip`` entries and forms band ``j`` from strips ``j - 1, j, j + 1``, sorted
+    along ``keys[:, 1]``. Only the entries of strip ``j`` ask in band ``j``."""
+    N, U, d = u.shape
+    S = -(-U // strip)
+    ua, ub = _take(u, keys[:, 0]), _take(u, keys[:, 1])
+    order = jnp.argsort(ua, axis=1, stable=True).astype(jnp.int32)
+    cut = jnp.pad(order, [(0, 0), (0, S * strip - U)], constant_values=U)
+    cut = jnp.pad(cut.reshape(N, S, strip), [(0, 0), (1, 1), (0, 0)], constant_values=U)
+    entry = jnp.concatenate([cut[:, :-2], cut[:, 1:-1], cut[:, 2:]], axis=-1)
+    side = jnp.repeat(jnp.arange(-1, 2, dtype=jnp.int32), strip)
+    sid = jnp.broadcast_to(jnp.arange(S, dtype=jnp.int32)[:, None] + side, entry.shape)
+    middle = jnp.broadcast_to(side == 0, entry.shape)
+    rows = _rows_of(entry.shape)
+    real = entry < U
+    bkey = jnp.where(real, ub[rows, jnp.minimum(entry, U - 1)], jnp.inf)
+    by_b = jnp.argsort(bkey, axis=-1, stable=True)
+    entry, bkey, sid, middle = (
+        jnp.take_along_axis(a, by_b, axis=-1) for a in (entry, bkey, sid, middle)
+    )
+    real = entry < U
+    safe = jnp.minimum(entry, U - 1)
+    lanes = _Lanes(
+        pts=tuple(u[rows, safe, c] for c in range(d)),
+        key=bkey,
+        ref=jnp.where(real, ref[rows, safe], _NONE),
+        qry=jnp.where(real & middle, qry[rows, safe], _NONE),
+        group=None if groups is None else jnp.where(real, groups[rows, safe], -1),
+    )
+    a_sorted = jnp.take_along_axis(ua, order, axis=1)
+    return _Bands(lanes, ua[rows, safe], jnp.where(real, sid, S), a_sorted, strip)
+
+
+def _band_search(q, r, acc, param, metric, *, exclude_self, groups, dims, k):
+    """The sorted search for ``d >= 2``: bands, then boxes for the rows they leave open."""
+    N, n, _ = q.shape
+    m = r.shape[1]
+    iota_n = jax.lax.broadcasted_iota(jnp.int32, (N, n), 1)
+    if exclude_self:
+        u, ref, qry = r, iota_n, iota_n
+    else:
+        u = jnp.concatenate([q, r], axis=1)
+        none_n, none_m = jnp.full((N, n), _NONE, jnp.int32), jnp.full((N, m), _NONE, jnp.int32)
+        ref = jnp.concatenate([none_n, jax.lax.broadcasted_iota(jnp.int32, (N, m), 1)], 1)
+        qry = jnp.concatenate([iota_n, none_m], axis=1)
+    U = u.shape[1]
+    keys = _key_coordinates(u, 2)
+    strip, window = _band_shape(U, dims, k)
+    B = _bands(u, keys, strip, ref, qry, groups)
+    S = B.lanes.key.shape[1]
+    lane_rows = _rows_of(B.lanes.key.shape)
+    asks = B.lanes.qry != _NONE
+    qsafe = jnp.where(asks, B.lanes.qry, 0)
+    lane_param = None if param is None else param[lane_rows, qsafe]
+    state, gap = _scan_lanes(B.lanes, acc, lane_param, window, metric)
+    # Strips beyond the band: at least this far along the first key.
+    band = jax.lax.broadcasted_iota(jnp.int32, (N, S), 1)
+    below = B.a_sorted[_rows_of((N, S)), jnp.clip((band - 1) * strip - 1, 0, U - 1)]
+    above = B.a_sorted[_rows_of((N, S)), jnp.clip((band + 2) * strip, 0, U - 1)]
+    gap_below = jnp.where((band >= 2)[..., None], _term(B.a, below[..., None], metric), jnp.inf)
+    gap_above = jnp.where((band + 2 < S)[..., None], _term(B.a, above[..., None], metric), jnp.inf)
+    gap = jnp.minimum(gap, jnp.minimum(gap_below, gap_above))
+    done = acc.threshold(state, lane_param) <= gap
+    # Back to the queries: each asks in exactly one band.
+    dest = jnp.where(asks, B.lanes.qry, n)
+
+    def to_queries(a):
+        out = jnp.zeros((N, n) + a.shape[3:], a.dtype)
+        return out.at[lane_rows, dest].set(a, mode="drop")
+
+    out = jax.tree.map(to_queries, acc.pack(state))
+    done = to_queries(done)
+    qkeys = [_take(q, keys[:, c]) for c in range(2)]
+    own = iota_n if exclude_self else jnp.full((N, n), -1, jnp.int32)
+    return _band_boxes(q, qkeys, own, groups, B, acc, param, out, ~done, metric)
+
+
+def _band_boxes(q, qkeys, own, groups, B: _Bands, acc, param, out, todo, metric):
+    """Exact answers for the rows in ``todo``: every reference within the box of
+    half-width ``threshold`` (along both keys) around the query, afresh. The box
+    is a run of strips, and a run of each band along the second key; rows are
+    taken ``_SLOTS`` at a time, ``_BLOCK`` entries per row per step."""
+    N, n, d = q.shape
+    S, L = B.lanes.key.shape[1:]
+    s = B.strip
+    U = B.a_sorted.shape[1]
+    size = N * n
+    flat = lambda a: a.reshape((size,) + a.shape[2:])
+    qa, qb, own = flat(qkeys[0]), flat(qkeys[1]), flat(own)
+    q_parts = [q[..., c].reshape(-1) for c in range(d)]
+    lane_key = B.lanes.key.reshape(-1)
+    lane_ref = B.lanes.ref.reshape(-1)
+    lane_sid = B.strip_of.reshape(-1)
+    lane_pts = [c.reshape(-1) for c in B.lanes.pts]
+    lane_group = None if groups is None else B.lanes.group.reshape(-1)
+    q_group = None if groups is None else flat(groups)
+    a_sorted = B.a_sorted.reshape(-1)
+    param = None if param is None else flat(param)
+    packed = jax.tree.map(flat, out)
+    dtype = q.dtype
+    # The half-width of each row's box: what the bands found (or the radius).
+    radius = flat(out[0][..., -1]) if param is None else param
+    todo = todo.reshape(-1)
+    total = jnp.sum(todo, dtype=jnp.int32)
+    queue = jnp.nonzero(todo, size=size, fill_value=0)[0].astype(jnp.int32)
+    slots = min(_SLOTS, size)
+
+    def band_run(row, c):
+        base = ((row // n) * S + jnp.minimum(c, S - 1)) * L
+        return _run_bounds(
+            L, lambda p: _get(lane_key, base + p), qb[row], radius[row], metric, row.shape
+        )
+
+    def refill(st):
+        packed, row, c, p, end, t0, t1, state, cursor = st
+        free = row < 0
+        take = cursor + jnp.cumsum(free, dtype=jnp.int32) - 1
+        fresh = free & (take < total)
+        row = jnp.where(fresh, queue[jnp.clip(take, 0, size - 1)], row)
+        safe = jnp.maximum(row, 0)
+        base = (safe // n) * U
+        first, last = _run_bounds(
+            U, lambda i: _get(a_sorted, base + i), qa[safe], radius[safe], metric, row.shape
+        )
+        t0 = jnp.where(fresh, first // s, t0)
+        t1 = jnp.where(fresh, jnp.where(last > first, (last - 1) // s, first // s - 1), t1)
+        c = jnp.where(fresh, t0 + 1, c)
+        p1, end1 = band_run(safe, c)
+        p, end = jnp.where(fresh, p1, p), jnp.where(fresh, end1, end)
+        init = acc.init(row.shape, dtype)
+        state = jax.tree.map(lambda a, b: jnp.where(fresh, a, b), init, state)
+        cursor = jnp.minimum(cursor + jnp.sum(free, dtype=jnp.int32), total)
+        return packed, row, c, p, end, t0, t1, state, cursor
+
+    def step(st):
+        packed, row, c, p, end, t0, t1, state, cursor = st
+        safe = jnp.maximum(row, 0)
+        pos = p[:, None] + jnp.arange(_BLOCK, dtype=jnp.int32)
+        base = ((safe // n) * S + jnp.minimum(c, S - 1)) * L
+        idx = base[:, None] + jnp.clip(pos, 0, L - 1)
+        j, sid = _get(lane_ref, idx), _get(lane_sid, idx)
+        valid = (row >= 0)[:, None] & (pos < end[:, None]) & (j != _NONE)
+        valid &= sid >= jnp.maximum(c - 1, t0)[:, None]
+        valid &= sid <= jnp.minimum(c + 1, t1)[:, None]
+        valid &= j != own[safe][:, None]
+        if groups is not None:
+            valid &= _get(lane_group, idx) == q_group[safe][:, None]
+        dist = _distance_parts(
+            [qc[safe][:, None] for qc in q_parts], [_get(pc, idx) for pc in lane_pts], metric
+        )
+        row_param = None if param is None else param[safe]
+        state = acc.block(state, jnp.where(valid, dist, jnp.inf), j, row_param)
+        p = p + _BLOCK
+        move = p >= end  # this band's run is done: the band three strips on
+        c = jnp.where(move, c + 3, c)
+        p1, end1 = band_run(safe, c)
+        p, end = jnp.where(move, p1, p), jnp.where(move, end1, end)
+        fin = (row >= 0) & (c - 1 > t1)
+        dest = jnp.where(fin, row, size)
+        packed = jax.tree.map(lambda g, a: g.at[dest].set(a, mode="drop"), packed, acc.pack(state))
+        row = jnp.where(fin, -1, row)
+        return refill((packed, row, c, p, end, t0, t1, state, cursor))
+
+    zeros = jnp.zeros(slots, jnp.int32)
+    st = (
+        packed,
+        jnp.full(slots, -1, jnp.int32),
+        zeros,
+        zeros,
+        zeros,
+        zeros,
+        zeros,
+        acc.init((slots,), dtype),
+        jnp.int32(0),
+    )
+    st = jax.lax.while_loop(lambda st: (st[8] < total) | jnp.any(st[1] >= 0), step, refill(st))
+    return jax.tree.map(lambda a: a.reshape((N, n) + a.shape[1:]), st[0])
+
+
+def _line_search(q, r, acc, param, metric, *, exclude_self, groups, k):
+    """The sorted search in one dimension: the ``k`` nearest references lie among the
+    ``k`` nearest on each side in sorted order, so a window of ``k`` is exact."""
+    N, n, _ = q.shape
+    m = r.shape[1]
+    if exclude_self:  # one lane, sorted by (group, value): shifts of the sorted order
+        order = jnp.argsort(r[..., 0], axis=1, stable=True)
+        if groups is not None:
+            g = jnp.take_along_axis(groups, order, axis=1)
+            order = jnp.take_along_axis(order, jnp.argsort(g, axis=1, stable=True), axis=1)
+        order = order.astype(jnp.int32)
+        sort = lambda a: jnp.take_along_axis(a, order, axis=1)[:, None]
+        lanes = _Lanes(
+            pts=(sort(r[..., 0]),),
+            key=sort(r[..., 0]),
+            ref=order[:, None],
+            qry=order[:, None],
+            group=None if groups is None else sort(groups),
+        )
+        lane_param = None if param is None else sort(param)
+        state, _ = _scan_lanes(lanes, acc, lane_param, k, metric)
+        rows = _rows_of((N, n))
+        return jax.tree.map(
+            lambda a: jnp.zeros(a.shape[:1] + a.shape[2:], a.dtype).at[rows, order].set(a[:, 0]),
+            acc.pack(state),
+        )
+    # Queries against other references: the references on either side of each query.
+    order = jnp.argsort(r[..., 0], axis=1, stable=True).astype(jnp.int32)
+    s = jnp.take_along_axis(r[..., 0], order, axis=1)
+    pos = jax.vmap(jnp.searchsorted)(s, q[..., 0]).astype(jnp.int32)
+    base = _rows_of((N, n)) * m
+    flat_s, flat_order = s.reshape(-1), order.reshape(-1)
+    state = acc.init((N, n), q.dtype)
+    for t in range(k):
+        for p in (pos - 1 - t, pos + t):
+            ok = (p >= 0) & (p < m)
+            at = base + jnp.clip(p, 0, m - 1)
+            dist = _term(q[..., 0], _get(flat_s, at), metric)
+            dist, j = jnp.where(ok, dist, jnp.inf), _get(flat_order, at)
+            if acc.one is None:
+                state = acc.block(state, dist[..., None], j[..., None], param)
+            else:
+                state = acc.one(state, dist, j, param)
+    return acc.pack(state)
+
+
+def _knn_sorted(q, r, groups, k, metric, exclude_self):
+    acc = _knn_acc(k)
+    if q.shape[-1] == 1:
+        return _line_search(q, r, acc, None, metric, exclude_self=exclude_self, groups=groups, k=k)
+    return _band_search(
+        q,
+        r,
+        acc,
+        None,
+        metric,
+        exclude_self=exclude_self,
+        groups=groups,
+        dims=q.shape[-1],
+        k=k,
+    )
+
+
+def _count_sorted_1d(p, radius, metric):
+    """Counts in one dimension: two binary searches with the exact comparison."""
+    N, n, _ = p.shape
+    s = jnp.sort(p[..., 0], axis=1).reshape(-1)
+    v = p[..., 0]
+    base = _rows_of((N, n)) * n
+    at = lambda i: _get(s, base + i)
+    # The points at term(v, .) < radius are one run [first, last) of the sorted order.
+    first = _bisect(n, at, lambda a: (a >= v) | (_term(v, a, metric) < radius), (N, n))
+    last = _bisect(n, at, lambda a: (a > v) & ~(_term(a, v, metric) < radius), (N, n))
+    return jnp.where(radius > 0, last - first - 1, 0).astype(jnp.int32)
+
+
+def _count_sorted(p, radius, metric, dims, k):
+    if p.shape[-1] == 1:
+        return _count_sorted_1d(p, radius, metric)
+    return _band_search(
+        p, p, _count_acc(), radius, metric, exclude_self=True, groups=None, dims=dims, k=k
+    )
+
+
+# --------------------------------------------------------------------------- entry points
+
+
+def knn(
+    q: jax.Array,
+    r: jax.Array,
+    k: int,
+    *,
+    metric: str,
+    exclude_self: bool,
+    method: str,
+    block: int,
+    groups: jax.Array | None = None,
+) -> tuple[jax.Array, jax.Array]:
+    """The ``k`` nearest references of each query: distances and indices ``[N, n, k]``.
+
+    ``q [N, n, d]``, ``r [N, m, d]`` (``N`` independent problems). With
+    ``exclude_self`` (``q`` is ``r``) a row does not count itself; with ``groups
+    [N, n]`` (self search only) it sees only the points of its own group (missing
+    neighbours have distance ``inf``). Distances are in the ``metric``'s units
+    (squared for ``"sqeuclidean"``), ascending; among exact ties the indices may
+    differ between methods, the distances do not.
+    """
+    q, r = jnp.asarray(q), jnp.asarray(r)
+    method = choose_method(method, q.shape[1], r.shape[1], q.shape[2])
+    if method == "brute":
+        return _knn_brute(q, r, groups, k, metric, exclude_self, block)
+    return _knn_sorted(q, r, groups, k, metric, exclude_self)
+
+
+def count_within(
+    p: jax.Array,
+    radius: jax.Array,
+    *,
+    metric: str,
+    method: str,
+    block: int,
+    dims: int | None = None,
+    k: int = 1,
+) -> jax.Array:
+    """``#{j != i : distance(p_i, p_j) < radius_i}`` for ``p [N, n, d]``, ``radius [N, n]``.
+
+    ``radius`` is typically a k-th neighbour distance in a space of ``dims``
+    dimensions containing this one (it sizes the windows of the sorted search).
+    """
+    p, radius = jnp.asarray(p), jnp.asarray(radius)
+    n, d = p.shape[1:]
+    if method == "auto" and d == 1:  # binary searches: fast at any n
+        method = "sorted"
+    if choose_method(method, n, n, d) == "brute":
+        return _count_brute(p, radius, metric, block)
+    return _count_sorted(p, radius, metric, d if dims is None else dims, k)
