@@ -164,7 +164,7 @@ def _int_value(z, labels, alpha):
     if alpha is None:
         return loss, parts, None, label_kept
     nll = nll_from_parts(parts)
-    kept = jnp.sum(parts.live, axis=-1)
+    kept = jnp.sum(parts.live, axis=-1, dtype=z.dtype)
     mean_nll = jnp.sum(jnp.where(parts.live, nll, 0), axis=-1) / jnp.maximum(kept, 1)
     return (1 - alpha) * loss + alpha * mean_nll, parts, mean_nll, label_kept
 
@@ -180,11 +180,13 @@ def _int_label_loss_jvp(smoothing, primals, tangents):
     z_dot, _, alpha_dot = tangents
     loss, parts, mean_nll, label_kept = _int_value(z, labels, alpha if smoothing else None)
     # d/dz = mass softmax - target: the target is (1 - a) one_hot(y) + a keep / K.
-    one_hot = (jnp.arange(z.shape[-1]) == labels[..., None]) & label_kept[..., None]
+    classes = jax.lax.broadcasted_iota(labels.dtype, z.shape, z.ndim - 1)
+    one_hot = (classes == labels[..., None]) & label_kept[..., None]
     target = one_hot.astype(z.dtype)
     if smoothing:
-        kept = jnp.maximum(jnp.sum(parts.live, axis=-1, keepdims=True), 1)
-        target = (1 - alpha[..., None]) * target + alpha[..., None] * parts.live / kept
+        live = parts.live.astype(z.dtype)
+        kept = jnp.maximum(jnp.sum(live, axis=-1, keepdims=True), 1)
+        target = (1 - alpha[..., None]) * target + alpha[..., None] * live / kept
     mass = jnp.sum(target, axis=-1, keepdims=True)
     grad = jnp.where(parts.live, mass * nx.softmax_from_parts(parts) - target, 0)
     tangent = jnp.sum(grad * z_dot, axis=-1)
