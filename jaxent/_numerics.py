@@ -389,7 +389,7 @@ def _logsumexp_jvp(axis, primals, tangents):
     (x,), (x_dot,) = primals, tangents
     parts = softmax_parts(x, axis)
     probs = softmax_from_parts(parts)
-    tangent = jnp.sum(jnp.where(parts.live, probs * x_dot, 0), axis=axis)
+    tangent = jnp.sum(jnp.where(parts.live, probs, 0) * x_dot, axis=axis)
     return _logsumexp(x, axis), tangent
 
 

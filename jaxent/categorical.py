@@ -7,6 +7,8 @@ excludes events from the sums. Inputs are used as given: no normalization.
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 from jax.custom_derivatives import SymbolicZero
@@ -63,19 +65,21 @@ _kl_divergence = nx.sum_rule(_kl_value, nx.kl_partials)
 
 
 def _js_value(axis, p, q):
-    m = (p + q) / 2
-    half = (p - q) / 2
-    return jnp.sum(nx.kl_term(p, m, half) + nx.kl_term(q, m, -half), axis=axis) / 2
+    # kl_term is homogeneous of degree one, so with s = p + q = 2m the terms are taken
+    # at twice the scale: m = s/2 would flush to 0 below twice the smallest normal.
+    s, d = p + q, p - q
+    return jnp.sum(nx.kl_term(2 * p, s, d) + nx.kl_term(2 * q, s, -d), axis=axis) / 4
 
 
 def _js_partials(p, q):
-    # d/dp = log(p/m)/2; at p = 0 (where it is -inf) the finite -(1 + log m)/2.
-    m = (p + q) / 2
-    log_m = nx.safe_log(m)
+    # d/dp = log(p/m)/2 = log(2p/s)/2; at p = 0 (where it is -inf) the finite
+    # -(1 + log m)/2.
+    s = p + q
+    log_m = nx.safe_log(s) - math.log(2)
 
     def partial(a):
-        ratio = nx.safe_log(jnp.where(a > 0, a, 1) / jnp.where(a > 0, m, 1))
-        return jnp.where(a > 0, ratio, jnp.where(m > 0, -1 - log_m, 0)) / 2
+        ratio = nx.safe_log(jnp.where(a > 0, 2 * a, 1) / jnp.where(a > 0, s, 1))
+        return jnp.where(a > 0, ratio, jnp.where(s > 0, -1 - log_m, 0)) / 2
 
     return partial(p), partial(q)
 

@@ -50,7 +50,7 @@ def _entropy_jvp(axis, primals, tangents):
     probs = nx.softmax_from_parts(parts)
     # dH/dz = -p (log p + H); 0 at dead entries.
     grad = -probs * (jnp.where(parts.live, log_p, 0) + log_p_err + jnp.expand_dims(h, axis))
-    return h, jnp.sum(jnp.where(parts.live, grad * z_dot, 0), axis=axis)
+    return h, jnp.sum(jnp.where(parts.live, grad, 0) * z_dot, axis=axis)
 
 
 @expects(logits="finite")
