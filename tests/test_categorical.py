@@ -388,3 +388,15 @@ def test_traced_base_error_suggests_static_argnames():
         jax.jit(je.kl_divergence)(jnp.array([0.5, 0.5]), jnp.array([0.5, 0.5]), base=2.0)
     with pytest.raises(ValueError, match="positive number"):
         je.entropy(jnp.array([0.5, 0.5]), base=[2])
+
+
+@pytest.mark.parametrize("tiny", [2.2250738585072014e-308, 3e-308, 1e-300])
+def test_js_finite_next_to_the_smallest_normal(tiny):
+    # Regression: m = (p + q)/2 flushed to 0 on CPU for q just above the smallest
+    # normal, and the KL to m became +inf. JS <= log 2 always; the exact value is
+    # tiny*log(2)/2 (from q log(q/m) with m = q/2), which may itself flush to 0.
+    p, q = np.array([1.0, 0.0]), np.array([1.0, tiny])
+    got = np.asarray([je.js_divergence(p, q), je.js_divergence(q, p)])
+    assert np.all(np.isfinite(got)) and np.all(got >= 0)
+    np.testing.assert_allclose(got, tiny * np.log(2) / 2, rtol=1e-12, atol=2.3e-308)
+    chex.assert_tree_all_finite(jax.grad(je.js_divergence, argnums=(0, 1))(p, q))
