@@ -797,8 +797,16 @@ def _count_sorted(p, radius, refs, metric, dims, k):
     if p.shape[-1] == 1:
         return _count_sorted_1d(p, radius, refs, metric)
     return _band_search(
-        p, p, _count_acc(), radius, metric,
-        exclude_self=True, groups=None, dims=dims, k=k, refs=refs,
+        p,
+        p,
+        _count_acc(),
+        radius,
+        metric,
+        exclude_self=True,
+        groups=None,
+        dims=dims,
+        k=k,
+        refs=refs,
     )
 
 
