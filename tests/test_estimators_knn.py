@@ -330,6 +330,10 @@ def test_checked_reports_nan_samples():
         je.checked(E.kozachenko_leonenko_entropy)(bad)
     with pytest.raises(ValueError, match="y contains NaN"):
         je.checked(E.ksg_mutual_information)(x, bad[:, 1:])
+    with pytest.raises(ValueError, match="z contains NaN"):
+        je.checked(E.ksg_conditional_mutual_information)(x[:, :1], x[:, 1:], bad[:, 1:])
+    with pytest.raises(ValueError, match="x contains NaN"):
+        je.checked(E.ross_mutual_information)(bad, np.arange(len(x)) % 2)
 
 
 # --------------------------------------------------------------------------- exact fast search

@@ -5,13 +5,23 @@ These estimate information measures of continuous distributions from samples,
 and broadcast like NumPy). They need no density model: each sample contributes
 the log of the distance to its ``k``-th nearest neighbour.
 
-**Cost.** Every pair of points is compared (brute force, no tree): time
-``O(k n m d)`` for ``n`` query points against ``m`` reference points. Memory is
-bounded: the distances are computed a block of rows at a time, about four
-million coordinate differences (32 MB in float64) per block, so ``n`` of several
-thousands or tens of thousands is fine. Leading batch axes of the inputs are
-processed in chunks of the same size; a ``jax.vmap`` around these functions
-instead multiplies the block's memory by the mapped batch size.
+**Neighbour search and cost.** The search is exact whatever the method: the same
+k-th neighbour distances and neighbour counts as comparing every pair, so the
+estimates equal brute force's up to the order of floating-point sums. With
+``method="auto"`` (the default) it is chosen from the shapes: brute force for
+small problems (up to 512 points on CPU, 4096 on accelerators, or more than 8
+dimensions), otherwise ``"sorted"``: the points are sorted and each is compared
+with a fixed window of candidates, a bound along the sort coordinates proving
+that nothing outside the window is closer and the rows where the proof fails
+searched exactly (see :mod:`jaxent.estimators._search`). ``"sorted"`` costs
+``O(n log n)`` for one-dimensional samples and about ``O(n k)`` candidate
+distances plus sorting in two dimensions (``n^(2 - 2/d)`` for points filling
+``d`` dimensions), with ``O(n (d + k))`` memory; ``"brute"`` costs
+``O(k n m d)`` time for ``n`` query points against ``m`` reference points, in
+blocks of about four million coordinate differences (32 MB in float64). Leading
+batch axes are processed together (the sorted search) or in chunks (brute
+force); a ``jax.vmap`` around these functions works too, but runs the sorted
+search's data-dependent loops for the whole batch at once.
 
 **Gradients.** The neighbour search runs without gradients; the distances to
 the neighbours it selects are then recomputed from the samples, so reverse-mode
@@ -180,6 +190,10 @@ def kozachenko_leonenko_entropy(
       k: which neighbour (static positive integer).
       base: unit of the result: ``None``/``"nats"``, ``2``/``"bits"``,
         ``10``/``"bans"`` or any positive number.
+      method: the neighbour search: ``"auto"`` (chosen from the shapes and the
+        backend), ``"sorted"`` (``O(n log n)`` in one dimension, about ``O(n k)``
+        candidates in two; ``O(n (d + k))`` memory) or ``"brute"`` (all pairs,
+        ``O(n^2 d)`` time, blocks of ~4M differences); all give the same result.
 
     Returns:
       The entropy estimate, with shape ``x.shape[:-2]`` (may be negative).
@@ -255,6 +269,10 @@ def ksg_mutual_information(
         against those of ``x``.
       k: which neighbour in the joint space (static positive integer).
       base: unit of the result (see :func:`kozachenko_leonenko_entropy`).
+      method: the neighbour search (see :func:`kozachenko_leonenko_entropy`): one
+        search in the joint space, then counts along each marginal (binary
+        searches for one-dimensional marginals, ``O(n log n)``); memory
+        ``O(n (dx + dy + k))`` for ``"sorted"``. All methods give the same result.
 
     Returns:
       The mutual information estimate, with the broadcast batch shape.
@@ -322,6 +340,9 @@ def knn_kl_divergence(
         against those of ``x``.
       k: which neighbour (static positive integer).
       base: unit of the result (see :func:`kozachenko_leonenko_entropy`).
+      method: the neighbour search (see :func:`kozachenko_leonenko_entropy`): one
+        search among ``x`` and one from ``x`` into ``y``; memory
+        ``O((n + m) (d + k))`` for ``"sorted"``. All methods give the same result.
 
     Returns:
       The divergence estimate, with the broadcast batch shape. Differentiable
