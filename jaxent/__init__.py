@@ -6,6 +6,7 @@ cross-entropy, KL divergence and their relatives. ``import jaxent as je``.
 
 # Namespaces: estimators from samples, optax-style losses, logistic regression.
 from jaxent import estimators as estimators
+from jaxent import feature_selection as feature_selection
 from jaxent import logistic as logistic
 from jaxent import losses as losses
 from jaxent.categorical import cross_entropy as cross_entropy

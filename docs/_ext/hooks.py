@@ -25,7 +25,13 @@ log = logging.getLogger("mkdocs.hooks.jaxent")
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "notebooks"
-PUBLIC_NAMESPACES = ("jaxent", "jaxent.estimators", "jaxent.losses", "jaxent.logistic")
+PUBLIC_NAMESPACES = (
+    "jaxent",
+    "jaxent.estimators",
+    "jaxent.feature_selection",
+    "jaxent.losses",
+    "jaxent.logistic",
+)
 _NOTEBOOK_LINK = re.compile(r'href="(?:\./)?(\d\d_[A-Za-z0-9_]+)\.ipynb(#[^"]*)?"')
 
 

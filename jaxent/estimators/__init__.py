@@ -7,7 +7,12 @@ Batched over leading axes; jit-, vmap- and grad-able like the rest of jaxent.
 from jaxent.estimators._counts import entropy_from_counts as entropy_from_counts
 from jaxent.estimators._knn import knn_kl_divergence as knn_kl_divergence
 from jaxent.estimators._knn import kozachenko_leonenko_entropy as kozachenko_leonenko_entropy
+from jaxent.estimators._knn import (
+    ksg_conditional_mutual_information as ksg_conditional_mutual_information,
+)
 from jaxent.estimators._knn import ksg_mutual_information as ksg_mutual_information
+from jaxent.estimators._knn import ross_mutual_information as ross_mutual_information
+from jaxent.estimators._knn import transfer_entropy as transfer_entropy
 from jaxent.estimators._variational import donsker_varadhan_bound as donsker_varadhan_bound
 from jaxent.estimators._variational import infonce_bound as infonce_bound
 from jaxent.estimators._variational import nwj_bound as nwj_bound
@@ -18,6 +23,9 @@ __all__ = [
     "infonce_bound",
     "knn_kl_divergence",
     "kozachenko_leonenko_entropy",
+    "ksg_conditional_mutual_information",
     "ksg_mutual_information",
     "nwj_bound",
+    "ross_mutual_information",
+    "transfer_entropy",
 ]

@@ -1,40 +1,47 @@
 """Exact neighbour search and neighbour counts behind the kNN estimators.
 
-Two methods give *identical* results (the same k smallest distances, with
-multiplicity, and the same counts):
+Two methods give *identical* results: the same k smallest distances (with
+multiplicity) and the same counts of points strictly within a radius.
 
 ``"brute"``
-  Every query row against every reference point, a block of rows at a time:
-  time ``O(n m d)``, memory ``O(block)`` (about ``block`` coordinate
-  differences at once).
+  Every query against every reference point, a block of rows at a time: time
+  ``O(n m d)``, memory about ``block`` coordinate differences at once.
 
 ``"sorted"``
-  The reference points are sorted along one *key* coordinate (the one with the
-  widest interquartile range, from a subsample). Any distance used here (the
-  Euclidean distance squared, or the max-norm) is at least the distance along
-  the key coordinate alone, computed with the same floating-point operations,
-  and that distance only grows as one walks away from a query in sorted order.
-  So each query visits candidates outward from its place in the sorted order,
-  first ``window`` positions on each side for every row at once, and then, for
-  the rows that are not yet finished, further blocks of ``block`` positions on
-  each side (a fixed number of rows at a time, taken from a queue, inside one
-  ``lax.while_loop``). A row is finished when the distance along the key
-  coordinate to the nearest unvisited point on either side is at least its
-  current k-th smallest distance (or its counting radius): nothing unvisited can
-  then be closer. The test is exact in floating point, so the answer is the
-  brute-force answer. Counts within a radius in one dimension use a binary
-  search with the same exact comparison instead, ``O(n log n)``.
+  Any distance used here (the squared Euclidean distance, or the max-norm) is at
+  least the distance along any single coordinate, computed with the same
+  floating-point operations, and that one-coordinate distance only grows as one
+  walks away from a query in sorted order. Every candidate that is skipped is
+  skipped because such a bound proves it cannot matter, so the answer is the
+  brute-force answer, ties included.
 
-  Time is ``O(n log n)`` for the sort plus the candidates visited: about
-  ``n (2 window + d)`` when neighbours are near in the key coordinate (always in
-  one dimension, usually for the two dimensions of a KSG problem), growing like
-  ``n^(2 - 1/d)`` for points filling ``d`` dimensions evenly, and reaching
-  ``n^2`` only when nearly all points share the key coordinate's value
-  (duplicated data; the chosen key avoids constant coordinates). Memory is
-  ``O(n (d + k))``: the sorted copy, per-row state, and the queue.
+  *One dimension.* The ``k`` nearest references of a point lie among the ``k``
+  nearest on each side in sorted order: a window of ``k`` shifts of the sorted
+  array (grouped by label first, for searches within groups) is exact. Counts
+  within a radius are two binary searches with the exact comparison.
+
+  *Two or more dimensions.* The points are sorted along a first key coordinate
+  (of the two with the widest interquartile range) and cut into strips of ``s``
+  consecutive points, ``s`` sized so that a strip is a few k-th-neighbour
+  distances wide; band ``j`` holds strips ``j - 1, j, j + 1`` sorted along the
+  second key. Each point of strip ``j`` compares itself with the ``w`` points on
+  either side of it in band ``j``: shifted slices of the band, no gathers. A row
+  is settled when its k-th distance (or its counting radius) is at most the
+  distance along the second key to the first point beyond its window, and at
+  most the distance along the first key to strips ``j - 2`` and ``j + 2``. The
+  rows left open (usually under a few percent; more for heavy-tailed or
+  duplicated data) search afresh every point in the box their current k-th
+  distance spans along both keys, a fixed number of rows at a time in a
+  ``lax.while_loop``. For points that fill ``D`` dimensions the bands cost about
+  ``n^(2 - 2/D)`` candidate distances in all (``O(n k)`` in two dimensions), plus
+  sorting; only data concentrated on a set that no pair of coordinates separates
+  degrades further, never beyond brute force's ``n^2``.
+
+  Memory is ``O(n (d + k))``: the sorted copies (three per point for the bands),
+  the per-row state, and the queue of open rows.
 
 Distances are combined coordinate by coordinate in a fixed order by
-:func:`distance`, on both paths, so they are bitwise equal.
+:func:`distance` on both paths, so they agree bitwise.
 """
 
 from __future__ import annotations
@@ -59,6 +66,8 @@ _SLOTS = 128
 _BLOCK = 128
 # Largest k kept by branchless insertion (beyond: merged by blocks).
 _INSERT = 6
+# Window offsets per side run as straight code up to this many (beyond: a loop).
+_UNROLL = 64
 # "No entry": the reference or query index of padding.
 _NONE = 2**31 - 1
 
@@ -74,10 +83,11 @@ def check_method(method: str) -> str:
 def choose_method(method: str, n: int, m: int, d: int) -> str:
     """``"brute"`` or ``"sorted"`` for ``n`` queries against ``m`` points in ``d`` dims.
 
-    On CPU brute force wins only for small problems (below a few hundred points);
-    on accelerators, where it runs as dense tiles, below about 4096. In many
-    dimensions the sorted sweep visits most points anyway, so brute force is used
-    beyond 8 dimensions.
+    Measured on a 2-core CPU, brute force is faster up to about 512 points (the
+    sorted search pays for its sorts and a second compiled pass). On accelerators,
+    where brute force runs as dense tiles, the crossover is taken at 4096 (an
+    estimate, not measured here). Beyond 8 dimensions points spread so thinly along
+    any two coordinates that the bands settle few rows, and brute force is used.
     """
     if method != "auto":
         return method
@@ -191,15 +201,16 @@ def _knn_brute(q, r, groups, k, metric, exclude_self, block):
     return _rowwise(row, (q, gq), (r, gr[..., None]), block)
 
 
-def _count_brute(p, radius, metric, block):
+def _count_brute(p, radius, refs, metric, block):
     n = p.shape[1]
     col = jnp.arange(n, dtype=jnp.int32)
 
-    def row(pi, ri, i, ps):
-        inside = (distance(pi, ps, metric) < ri) & (col != i)
+    def row(pi, ri, i, ps, valid):
+        inside = (distance(pi, ps, metric) < ri) & (col != i) & (valid[:, 0] > 0)
         return jnp.sum(inside, dtype=jnp.int32)
 
-    return _rowwise(row, (p, radius), (p,), block)
+    valid = jnp.ones(p.shape[:2], p.dtype) if refs is None else refs.astype(p.dtype)
+    return _rowwise(row, (p, radius), (p, valid[..., None]), block)
 
 
 # --------------------------------------------------------------------------- sorted search
@@ -222,6 +233,73 @@ def _key_coordinates(r: jax.Array, count: int) -> jax.Array:
     full = jnp.max(r, axis=1) - jnp.min(r, axis=1)
     score = jnp.where(jnp.max(iqr, axis=-1, keepdims=True) > 0, iqr, full)
     return jnp.argsort(-score, axis=-1, stable=True)[:, :count].astype(jnp.int32)
+
+
+_SIGN = -(2**63)
+
+
+def _order_key(x: jax.Array) -> jax.Array:
+    """float64 to int64 with the same order (-0.0 just below +0.0)."""
+    bits = jax.lax.bitcast_convert_type(x, jnp.int64)
+    return jnp.where(bits < 0, bits ^ jnp.int64(2**63 - 1), bits)
+
+
+def _argsort(x: jax.Array) -> jax.Array:
+    """Stable argsort along the last axis, as int32.
+
+    XLA sorts single integer arrays an order of magnitude faster on CPU than it
+    sorts floats with an index alongside. For float64 keys (x64 enabled) this sorts
+    twice: by (low 32 bits of the order key, index) packed in one integer, then by
+    (high 32 bits, position after the first sort); together, by (key, index).
+    """
+    n = x.shape[-1]
+    if x.dtype != jnp.float64 or n >= 2**32:
+        return jnp.argsort(x, axis=-1, stable=True).astype(jnp.int32)
+    key = _order_key(x)
+    index = jax.lax.broadcasted_iota(jnp.int64, x.shape, x.ndim - 1)
+    sign, low = jnp.int64(_SIGN), jnp.int64(2**32 - 1)
+
+    def sort_packed(high32):  # (high32 << 32 | index) as unsigned, via the sign flip
+        packed = jax.lax.sort(((high32 << 32) | index) ^ sign, dimension=x.ndim - 1)
+        return (packed ^ sign) & low
+
+    first = sort_packed(key & low)
+    high = jnp.take_along_axis(key >> 32, first, axis=-1) + 2**31
+    return jnp.take_along_axis(first, sort_packed(high), axis=-1).astype(jnp.int32)
+
+
+def _sort(x: jax.Array) -> jax.Array:
+    """``jnp.sort`` along the last axis (float64: as integers, see :func:`_argsort`)."""
+    if x.dtype != jnp.float64:
+        return jnp.sort(x, axis=-1)
+    key = jax.lax.sort(_order_key(x), dimension=x.ndim - 1)
+    bits = jnp.where(key < 0, key ^ jnp.int64(2**63 - 1), key)
+    return jax.lax.bitcast_convert_type(bits, jnp.float64)
+
+
+def _positions(index: jax.Array, n: int) -> jax.Array:
+    """For ``index [N, M]`` holding each of ``0 .. n - 1`` exactly once per row (other
+    entries at least ``n``): where each one is, ``[N, n]`` (an inverse permutation,
+    by one integer sort rather than a scatter, which is slow on CPU)."""
+    M = index.shape[1]
+    if not jax.config.jax_enable_x64 or M >= 2**32:
+        return jnp.argsort(index, axis=1, stable=True)[:, :n].astype(jnp.int32)
+    position = jax.lax.broadcasted_iota(jnp.int64, index.shape, 1)
+    packed = jax.lax.sort((jnp.minimum(index, n).astype(jnp.int64) << 32) | position, dimension=1)
+    return (packed[:, :n] & (2**32 - 1)).astype(jnp.int32)
+
+
+def _queue(todo: jax.Array) -> jax.Array:
+    """The indices where ``todo [M]`` holds, first, in order (then the others).
+
+    Like ``jnp.nonzero(todo, size=M)``, by one integer sort (nonzero scatters, which
+    is slow on CPU)."""
+    M = todo.shape[0]
+    if not jax.config.jax_enable_x64 or M >= 2**32:
+        return jnp.argsort(~todo, stable=True).astype(jnp.int32)
+    position = jnp.arange(M, dtype=jnp.int64)
+    packed = jax.lax.sort((jnp.where(todo, 0, 1).astype(jnp.int64) << 32) | position)
+    return (packed & (2**32 - 1)).astype(jnp.int32)
 
 
 def _take(a: jax.Array, key: jax.Array) -> jax.Array:
@@ -250,7 +328,8 @@ def _bisect(n: int, at: Callable, pred: Callable, shape) -> jax.Array:
         ok = pred(at(jnp.minimum(mid, n - 1))) | (mid >= hi)
         return jnp.where(ok, lo, mid + 1), jnp.where(ok, mid, hi)
 
-    return jax.lax.fori_loop(0, max(1, n.bit_length()), step, (lo, hi))[0]
+    # Unrolled: a loop costs several kernel launches per iteration on CPU.
+    return jax.lax.fori_loop(0, max(1, n.bit_length()), step, (lo, hi), unroll=True)[0]
 
 
 def _run_bounds(n, at, v, radius, metric, shape):
@@ -392,7 +471,21 @@ def _scan_lanes(lanes: _Lanes, acc: _Acc, param, window: int, metric: str):
             state = acc.one(state, dist, j, param_f)
         return state
 
-    state = jax.lax.fori_loop(0, steps, step, acc.init((size,), pts[0].dtype))
+    state = acc.init((size,), pts[0].dtype)
+    if acc.one is None or steps * _GROUP > _UNROLL:
+        state = jax.lax.fori_loop(0, steps, step, state)
+    else:
+        # Straight code (XLA's CPU backend runs loop bodies several times slower), but
+        # inside a loop that runs once, so that its result is computed here, streaming
+        # over the lanes: fused into a later gather, XLA would redo the whole fold for
+        # each gathered element.
+        def unrolled(_, state):
+            for s in range(steps):
+                state = step(s, state)
+            return state
+
+        once = 1 + (qry.reshape(-1)[0] < -1).astype(jnp.int32)  # 1, unknown to XLA
+        state = jax.lax.fori_loop(0, once, unrolled, state)
     key_f = flat(key, jnp.inf)
     centre = shifted(key_f, 0)
     gap = jnp.minimum(*(_term(centre, shifted(key_f, o), metric) for o in (-reach, reach)))
@@ -436,7 +529,7 @@ def _bands(u, keys, strip, ref, qry, groups) -> _Bands:
     N, U, d = u.shape
     S = -(-U // strip)
     ua, ub = _take(u, keys[:, 0]), _take(u, keys[:, 1])
-    order = jnp.argsort(ua, axis=1, stable=True).astype(jnp.int32)
+    order = _argsort(ua)
     cut = jnp.pad(order, [(0, 0), (0, S * strip - U)], constant_values=U)
     cut = jnp.pad(cut.reshape(N, S, strip), [(0, 0), (1, 1), (0, 0)], constant_values=U)
     entry = jnp.concatenate([cut[:, :-2], cut[:, 1:-1], cut[:, 2:]], axis=-1)
@@ -446,7 +539,7 @@ def _bands(u, keys, strip, ref, qry, groups) -> _Bands:
     rows = _rows_of(entry.shape)
     real = entry < U
     bkey = jnp.where(real, ub[rows, jnp.minimum(entry, U - 1)], jnp.inf)
-    by_b = jnp.argsort(bkey, axis=-1, stable=True)
+    by_b = _argsort(bkey)
     entry, bkey, sid, middle = (
         jnp.take_along_axis(a, by_b, axis=-1) for a in (entry, bkey, sid, middle)
     )
@@ -463,13 +556,16 @@ def _bands(u, keys, strip, ref, qry, groups) -> _Bands:
     return _Bands(lanes, ua[rows, safe], jnp.where(real, sid, S), a_sorted, strip)
 
 
-def _band_search(q, r, acc, param, metric, *, exclude_self, groups, dims, k):
-    """The sorted search for ``d >= 2``: bands, then boxes for the rows they leave open."""
+def _band_search(q, r, acc, param, metric, *, exclude_self, groups, dims, k, refs=None):
+    """The sorted search for ``d >= 2``: bands, then boxes for the rows they leave open.
+
+    ``refs [N, m]`` (bool, self search only): the references that count."""
     N, n, _ = q.shape
     m = r.shape[1]
     iota_n = jax.lax.broadcasted_iota(jnp.int32, (N, n), 1)
     if exclude_self:
-        u, ref, qry = r, iota_n, iota_n
+        u, qry = r, iota_n
+        ref = iota_n if refs is None else jnp.where(refs, iota_n, _NONE)
     else:
         u = jnp.concatenate([q, r], axis=1)
         none_n, none_m = jnp.full((N, n), _NONE, jnp.int32), jnp.full((N, m), _NONE, jnp.int32)
@@ -494,11 +590,11 @@ def _band_search(q, r, acc, param, metric, *, exclude_self, groups, dims, k):
     gap = jnp.minimum(gap, jnp.minimum(gap_below, gap_above))
     done = acc.threshold(state, lane_param) <= gap
     # Back to the queries: each asks in exactly one band.
-    dest = jnp.where(asks, B.lanes.qry, n)
+    where = _positions(B.lanes.qry.reshape(N, -1), n)
 
     def to_queries(a):
-        out = jnp.zeros((N, n) + a.shape[3:], a.dtype)
-        return out.at[lane_rows, dest].set(a, mode="drop")
+        a = a.reshape((N, -1) + a.shape[3:])
+        return jnp.take_along_axis(a, where.reshape(where.shape + (1,) * (a.ndim - 2)), axis=1)
 
     out = jax.tree.map(to_queries, acc.pack(state))
     done = to_queries(done)
@@ -534,7 +630,7 @@ def _band_boxes(q, qkeys, own, groups, B: _Bands, acc, param, out, todo, metric)
     radius = flat(out[0][..., -1]) if param is None else param
     todo = todo.reshape(-1)
     total = jnp.sum(todo, dtype=jnp.int32)
-    queue = jnp.nonzero(todo, size=size, fill_value=0)[0].astype(jnp.int32)
+    queue = _queue(todo)
     slots = min(_SLOTS, size)
 
     def band_run(row, c):
@@ -615,7 +711,7 @@ def _line_search(q, r, acc, param, metric, *, exclude_self, groups, k):
     N, n, _ = q.shape
     m = r.shape[1]
     if exclude_self:  # one lane, sorted by (group, value): shifts of the sorted order
-        order = jnp.argsort(r[..., 0], axis=1, stable=True)
+        order = _argsort(r[..., 0])
         if groups is not None:
             g = jnp.take_along_axis(groups, order, axis=1)
             order = jnp.take_along_axis(order, jnp.argsort(g, axis=1, stable=True), axis=1)
@@ -630,13 +726,15 @@ def _line_search(q, r, acc, param, metric, *, exclude_self, groups, k):
         )
         lane_param = None if param is None else sort(param)
         state, _ = _scan_lanes(lanes, acc, lane_param, k, metric)
-        rows = _rows_of((N, n))
+        where = _positions(order, n)
         return jax.tree.map(
-            lambda a: jnp.zeros(a.shape[:1] + a.shape[2:], a.dtype).at[rows, order].set(a[:, 0]),
+            lambda a: jnp.take_along_axis(
+                a[:, 0], where.reshape(where.shape + (1,) * (a.ndim - 3)), axis=1
+            ),
             acc.pack(state),
         )
     # Queries against other references: the references on either side of each query.
-    order = jnp.argsort(r[..., 0], axis=1, stable=True).astype(jnp.int32)
+    order = _argsort(r[..., 0])
     s = jnp.take_along_axis(r[..., 0], order, axis=1)
     pos = jax.vmap(jnp.searchsorted)(s, q[..., 0]).astype(jnp.int32)
     base = _rows_of((N, n)) * m
@@ -672,24 +770,43 @@ def _knn_sorted(q, r, groups, k, metric, exclude_self):
     )
 
 
-def _count_sorted_1d(p, radius, metric):
+def _count_sorted_1d(p, radius, refs, metric):
     """Counts in one dimension: two binary searches with the exact comparison."""
     N, n, _ = p.shape
-    s = jnp.sort(p[..., 0], axis=1).reshape(-1)
     v = p[..., 0]
+    if refs is None:
+        s = _sort(v)
+    else:  # prefix sums of the references among the sorted values
+        order = _argsort(v)
+        s = jnp.take_along_axis(v, order, axis=1)
+        is_ref = jnp.take_along_axis(refs, order, axis=1).astype(jnp.int32)
+        before = jnp.pad(jnp.cumsum(is_ref, axis=1, dtype=jnp.int32), [(0, 0), (1, 0)])
+    s = s.reshape(-1)
     base = _rows_of((N, n)) * n
     at = lambda i: _get(s, base + i)
     # The points at term(v, .) < radius are one run [first, last) of the sorted order.
     first = _bisect(n, at, lambda a: (a >= v) | (_term(v, a, metric) < radius), (N, n))
     last = _bisect(n, at, lambda a: (a > v) & ~(_term(a, v, metric) < radius), (N, n))
-    return jnp.where(radius > 0, last - first - 1, 0).astype(jnp.int32)
+    if refs is None:
+        return jnp.where(radius > 0, last - first - 1, 0).astype(jnp.int32)
+    inside = jnp.take_along_axis(before, last, axis=1) - jnp.take_along_axis(before, first, axis=1)
+    return inside - (refs & (radius > 0)).astype(jnp.int32)
 
 
-def _count_sorted(p, radius, metric, dims, k):
+def _count_sorted(p, radius, refs, metric, dims, k):
     if p.shape[-1] == 1:
-        return _count_sorted_1d(p, radius, metric)
+        return _count_sorted_1d(p, radius, refs, metric)
     return _band_search(
-        p, p, _count_acc(), radius, metric, exclude_self=True, groups=None, dims=dims, k=k
+        p,
+        p,
+        _count_acc(),
+        radius,
+        metric,
+        exclude_self=True,
+        groups=None,
+        dims=dims,
+        k=k,
+        refs=refs,
     )
 
 
@@ -732,16 +849,18 @@ def count_within(
     block: int,
     dims: int | None = None,
     k: int = 1,
+    refs: jax.Array | None = None,
 ) -> jax.Array:
     """``#{j != i : distance(p_i, p_j) < radius_i}`` for ``p [N, n, d]``, ``radius [N, n]``.
 
     ``radius`` is typically a k-th neighbour distance in a space of ``dims``
     dimensions containing this one (it sizes the windows of the sorted search).
+    With ``refs [N, n]`` (bool), only the points it marks are counted.
     """
     p, radius = jnp.asarray(p), jnp.asarray(radius)
     n, d = p.shape[1:]
     if method == "auto" and d == 1:  # binary searches: fast at any n
         method = "sorted"
     if choose_method(method, n, n, d) == "brute":
-        return _count_brute(p, radius, metric, block)
-    return _count_sorted(p, radius, metric, d if dims is None else dims, k)
+        return _count_brute(p, radius, refs, metric, block)
+    return _count_sorted(p, radius, refs, metric, d if dims is None else dims, k)
