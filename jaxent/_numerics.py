@@ -342,7 +342,8 @@ def softmax_parts(x: jax.Array, axis: int) -> SoftmaxParts:
     # the maximum counts partly as a tie; its exp is within 1/scale of 1 either way.
     scale = {32: 2.0**60, 64: 2.0**500}[jnp.finfo(x.dtype).bits]
     below = jnp.minimum(1, -s * scale)
-    ties = jnp.sum(1 - below, axis=axis, keepdims=True)  # >= 1
+    # >= 1 (a row with no live entry has none: taken as 1, so its pieces stay finite).
+    ties = jnp.maximum(jnp.sum(1 - below, axis=axis, keepdims=True), 1)
     rest = jnp.sum(e * below + (1 - below) * ((ties - 1) / ties), axis=axis, keepdims=True)
     return SoftmaxParts(x, top == -jnp.inf, shift, s, err, e, rest, jnp.log1p(rest))
 

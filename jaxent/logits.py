@@ -12,6 +12,7 @@ from functools import partial
 
 import jax
 import jax.numpy as jnp
+from jax.custom_derivatives import SymbolicZero
 from jax.typing import ArrayLike
 
 from jaxent import _numerics as nx
@@ -88,9 +89,26 @@ def nll_from_parts(parts: nx.SoftmaxParts) -> jax.Array:
     return jnp.where(parts.live, (parts.lse_rest - s) - err, jnp.inf)
 
 
+def _live_nll(parts: nx.SoftmaxParts) -> jax.Array:
+    """``-log softmax`` at live entries and a finite stand-in (``~max/4``) at dead ones,
+    without a select (a select would keep XLA's CPU backend from fusing the caller's
+    sum into the log-sum-exp chain)."""
+    w = jnp.maximum(parts.x, -jnp.finfo(parts.x.dtype).max / 4)
+    return (parts.lse_rest - (w - parts.shift)) - parts.err
+
+
+def _dead_eighth(z: jax.Array) -> jax.Array:
+    """``max/8`` at dead (``-inf``) entries, 0 at live ones (``|z| < max/8``), without a
+    select. (An indicator times an infinite constant would be NaN at live entries.)"""
+    big = jnp.finfo(z.dtype).max
+    return jnp.maximum(0, -jnp.maximum(z, -big / 4) - big / 8)
+
+
 def _cross_entropy_value(axis, p, z):
-    terms = jnp.where(p == 0, 0, p * nll_from_parts(nx.softmax_parts(z, axis)))
-    return jnp.sum(terms, axis=axis)
+    # p = 0 at a dead entry adds exactly 0 (its nll is finite); mass there (p at least
+    # the smallest normal) makes the flag term overflow to +inf, the cross-entropy.
+    flag = _dead_eighth(z) * jnp.minimum(1, p * (1 / jnp.finfo(z.dtype).tiny))
+    return jnp.sum(p * _live_nll(nx.softmax_parts(z, axis)) + flag * 16, axis=axis)
 
 
 @partial(jax.custom_jvp, nondiff_argnums=(0,))
@@ -98,18 +116,25 @@ def cross_entropy_core(axis, p, z):
     return _cross_entropy_value(axis, p, z)
 
 
-@cross_entropy_core.defjvp
 def _cross_entropy_jvp(axis, primals, tangents):
     p, z = primals
     p_dot, z_dot = tangents
+    tangent = 0  # the rule runs only when some tangent is nonzero
     parts = nx.softmax_parts(z, axis)
-    nll = nll_from_parts(parts)
-    # d/dp = -log q (0 where p = 0); d/dz = sum(p) softmax - p (0 at dead entries).
-    grad_p = jnp.where(p == 0, 0, nll)
-    mass = jnp.sum(p, axis=axis, keepdims=True)
-    grad_z = jnp.where(parts.live, mass * nx.softmax_from_parts(parts) - p, 0)
-    tangent = jnp.sum(grad_p * p_dot + grad_z * z_dot, axis=axis)
+    big = jnp.finfo(z.dtype).max
+    if not isinstance(z_dot, SymbolicZero):
+        # d/dz = sum(p) softmax - p, 0 at dead entries (softmax is 0 there already).
+        mass = jnp.sum(p, axis=axis, keepdims=True)
+        grad_z = mass * nx.softmax_from_parts(parts) - p * (1 - _dead_eighth(z) * (8 / big))
+        tangent = tangent + jnp.sum(grad_z * z_dot, axis=axis)
+    if not isinstance(p_dot, SymbolicZero):
+        # d/dp = -log q (0 at dead entries, where it is +inf).
+        grad_p = _live_nll(parts) * (1 - _dead_eighth(z) * (8 / big))
+        tangent = tangent + jnp.sum(grad_p * p_dot, axis=axis)
     return cross_entropy_core(axis, p, z), tangent
+
+
+cross_entropy_core.defjvp(_cross_entropy_jvp, symbolic_zeros=True)
 
 
 @expects(p="probs", logits="finite")
