@@ -106,7 +106,7 @@ def entropy(
       The entropy, with the batch shape (``p``'s shape without ``axis``). A
       one-hot vector has entropy exactly 0.
 
-    Example:
+    Examples:
       >>> import jaxent as je
       >>> print(je.entropy([[0.5, 0.5], [1.0, 0.0]], base=2))
       [1. 0.]
@@ -140,7 +140,7 @@ def cross_entropy(
       The cross-entropy, with the batch shape; ``+inf`` where some ``p_i > 0``
       has ``q_i = 0``.
 
-    Example:
+    Examples:
       >>> import jaxent as je
       >>> p = [0, 0, 1, 0, 0, 0, 0, 0, 0, 0]
       >>> q = [0.01, 0.02, 0.75, 0.05, 0.02, 0.1, 0.001, 0.02, 0.009, 0.02]
@@ -182,7 +182,7 @@ def kl_divergence(
       ``q_i = 0`` (as ``scipy.stats.entropy``). The gradient in ``q_i`` is 0
       where ``p_i = 0``.
 
-    Example:
+    Examples:
       >>> import jaxent as je
       >>> print(f"{float(je.kl_divergence([0.5, 0.5], [0.5, 0.5])):.1f}")
       0.0
@@ -221,7 +221,7 @@ def js_divergence(
     Returns:
       The divergence, with the batch shape; always finite.
 
-    Example:
+    Examples:
       >>> import jaxent as je
       >>> print(f"{float(je.js_divergence([1.0, 0.0], [0.0, 1.0], base=2)):.1f}")
       1.0
@@ -274,7 +274,7 @@ def renyi_entropy(
     Returns:
       The entropy, with the broadcast batch shape.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> import jaxent as je
       >>> p = jnp.array([0.5, 0.25, 0.25, 0.0])
@@ -359,7 +359,7 @@ def renyi_divergence(
       The divergence, with the broadcast batch shape; ``+inf`` for ``alpha >= 1``
       when some ``p_i > 0`` has ``q_i = 0``.
 
-    Example:
+    Examples:
       >>> import jaxent as je
       >>> print(f"{float(je.renyi_divergence([0.5, 0.5], [0.25, 0.75], 1.0)):.4f}")
       0.1438
@@ -449,7 +449,7 @@ def tsallis_entropy(
     Returns:
       The entropy, with the broadcast batch shape.
 
-    Example:
+    Examples:
       >>> import jaxent as je
       >>> print(f"{float(je.tsallis_entropy([0.5, 0.5], 2.0)):.2f}")
       0.50
@@ -513,7 +513,7 @@ def total_variation(
     Returns:
       The distance in [0, 1], with the batch shape.
 
-    Example:
+    Examples:
       >>> import jaxent as je
       >>> print(f"{float(je.total_variation([0.5, 0.5], [0.7, 0.3])):.2f}")
       0.20
@@ -561,7 +561,7 @@ def hellinger_distance(
     Returns:
       The distance in [0, 1], with the batch shape.
 
-    Example:
+    Examples:
       >>> import jaxent as je
       >>> print(f"{float(je.hellinger_distance([1.0, 0.0], [0.0, 1.0])):.1f}")
       1.0

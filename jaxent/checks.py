@@ -191,7 +191,7 @@ def checked(fn: Callable, *, tol: float | None = None) -> Callable:
       The checked function. It raises ``checkify.JaxRuntimeError`` (a
       ``ValueError``) whose message names the argument and the problem.
 
-    Example:
+    Examples:
       >>> import jaxent as je
       >>> safe_kl = je.checked(je.kl_divergence)
       >>> print(f"{float(safe_kl([0.5, 0.5], [0.25, 0.75])):.4f}")

@@ -25,7 +25,7 @@ def surprisal(p: ArrayLike, *, base: Base = None) -> jax.Array:
     Returns:
       ``-log p`` with the shape of ``p``; ``+inf`` where ``p == 0``.
 
-    Example:
+    Examples:
       >>> import jaxent as je
       >>> print(je.surprisal([0.5, 0.25, 1.0], base=2))
       [1. 2. 0.]
@@ -50,7 +50,7 @@ def binary_entropy(p: ArrayLike, *, base: Base = None) -> jax.Array:
     Returns:
       The entropy, with the shape of ``p``.
 
-    Example:
+    Examples:
       >>> import jaxent as je
       >>> print(je.binary_entropy([0.5, 1.0, 0.0], base="bits"))
       [1. 0. 0.]
@@ -108,7 +108,7 @@ def binary_cross_entropy(p: ArrayLike, q: ArrayLike, *, base: Base = None) -> ja
       The cross-entropy, with the broadcast shape; ``+inf`` where ``q`` puts
       probability 0 on an outcome that ``p`` makes possible.
 
-    Example:
+    Examples:
       >>> import jaxent as je
       >>> print(f"{float(je.binary_cross_entropy(0.5, 0.7, base=2)):.5f}")
       1.12577
@@ -135,7 +135,7 @@ def binary_kl_divergence(p: ArrayLike, q: ArrayLike, *, base: Base = None) -> ja
     Returns:
       The divergence (>= 0), with the broadcast shape; ``+inf`` on support mismatch.
 
-    Example:
+    Examples:
       >>> import jaxent as je
       >>> print(f"{float(je.binary_kl_divergence(0.5, 0.7, base=2)):.5f}")
       0.12577

@@ -39,7 +39,7 @@ def gaussian_entropy(cov: ArrayLike, *, base: Base = None) -> jax.Array:
     Returns:
       The entropy, with shape ``cov.shape[:-2]`` (may be negative).
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> import jaxent as je
       >>> print(f"{float(je.gaussian_entropy(jnp.eye(1))):.6f}")
@@ -81,7 +81,7 @@ def gaussian_kl_divergence(
     Returns:
       The divergence, with the broadcast batch shape.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> import jaxent as je
       >>> kl = je.gaussian_kl_divergence(jnp.zeros(2), jnp.eye(2), jnp.ones(2), jnp.eye(2))

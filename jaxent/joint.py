@@ -45,7 +45,7 @@ def joint_entropy(pxy: ArrayLike, *, base: Base = None) -> jax.Array:
     Returns:
       The entropy, with shape ``pxy.shape[:-2]``.
 
-    Example:
+    Examples:
       >>> import jaxent as je
       >>> print(je.joint_entropy([[0.25, 0.25], [0.25, 0.25]], base=2))
       2.0
@@ -68,7 +68,7 @@ def conditional_entropy(pxy: ArrayLike, *, base: Base = None) -> jax.Array:
     Returns:
       ``H(Y|X)``, with shape ``pxy.shape[:-2]``.
 
-    Example:
+    Examples:
       >>> import jaxent as je
       >>> print(je.conditional_entropy([[0.5, 0.0], [0.25, 0.25]], base=2))
       0.5
@@ -95,7 +95,7 @@ def mutual_information(pxy: ArrayLike, *, base: Base = None) -> jax.Array:
     Returns:
       ``I(X;Y)``, with shape ``pxy.shape[:-2]``.
 
-    Example:
+    Examples:
       >>> import jaxent as je
       >>> print(je.mutual_information([[0.5, 0.0], [0.0, 0.5]], base=2))
       1.0
@@ -122,7 +122,7 @@ def pointwise_mutual_information(pxy: ArrayLike, *, base: Base = None) -> jax.Ar
     Returns:
       An array with the shape of ``pxy``; ``-inf`` wherever ``p(x, y) = 0``.
 
-    Example:
+    Examples:
       >>> import jaxent as je
       >>> print(je.pointwise_mutual_information([[0.5, 0.0], [0.0, 0.5]], base=2))
       [[  1. -inf]
@@ -150,7 +150,7 @@ def variation_of_information(pxy: ArrayLike, *, base: Base = None) -> jax.Array:
     Returns:
       ``VI``, with shape ``pxy.shape[:-2]``.
 
-    Example:
+    Examples:
       >>> import jaxent as je
       >>> print(je.variation_of_information([[0.25, 0.25], [0.25, 0.25]], base=2))
       2.0
@@ -187,7 +187,7 @@ def normalized_mutual_information(
     Returns:
       NMI in [0, 1], with shape ``pxy.shape[:-2]``.
 
-    Example:
+    Examples:
       >>> import jaxent as je
       >>> print(je.normalized_mutual_information([[0.5, 0.0], [0.0, 0.5]]))
       1.0

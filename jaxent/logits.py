@@ -71,7 +71,7 @@ def entropy_from_logits(
     Returns:
       The entropy, with the batch shape.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> import jaxent as je
       >>> print(je.entropy_from_logits(jnp.array([[0.0, 0.0], [0.0, -jnp.inf]]), base=2))
@@ -161,7 +161,7 @@ def cross_entropy_from_logits(
       The cross-entropy, with the batch shape; ``+inf`` where some ``p_i > 0``
       has a ``-inf`` logit.
 
-    Example:
+    Examples:
       >>> import jaxent as je
       >>> print(f"{float(je.cross_entropy_from_logits([0.0, 1.0], [0.0, 20.0])):.6g}")
       2.06115e-09
@@ -261,7 +261,7 @@ def kl_divergence_from_logits(
       The divergence (>= 0), with the batch shape; ``+inf`` where ``P`` puts
       mass on an event with a ``-inf`` logit in ``Q``.
 
-    Example:
+    Examples:
       >>> import jaxent as je
       >>> print(f"{float(je.kl_divergence_from_logits([0.0, 0.0], [0.0, 0.0])):.1f}")
       0.0

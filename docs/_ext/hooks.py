@@ -4,6 +4,7 @@
   site, so they are rendered by mkdocs-jupyter from the same files CI executes.
 * Rewrites links between notebooks (``02_cross_entropy_and_kl.ipynb``, which work in
   Jupyter) into links between their pages.
+* Fails the strict build when a docstring example renders as quoted text, not code.
 * Fails the strict build when a public function of ``jaxent``, ``jaxent.estimators``,
   ``jaxent.losses`` or ``jaxent.logistic`` is on no API page (a ``::: identifier`` block naming the function,
   its module, or the namespace that exports it).
@@ -51,6 +52,15 @@ def on_files(files, config):
 
 def on_page_content(html, page, config, files):
     if not page.file.src_uri.startswith("notebooks/"):
+        # A docstring example that is not rendered as code shows its ">>>" prompts as
+        # nested blockquotes (e.g. under an "Example:" heading, which the docstring
+        # parser does not know): fail the strict build instead of publishing it.
+        if re.search(r"<blockquote>\s*<blockquote>", html) or "<p>&gt;&gt;&gt;" in html:
+            log.warning(
+                "jaxent docs: %s renders a '>>>' example as text, not code; use an "
+                "'Examples:' section in the docstring",
+                page.file.src_uri,
+            )
         return html
     prefix = "../" if config["use_directory_urls"] else ""
     suffix = "/" if config["use_directory_urls"] else ".html"
