@@ -187,7 +187,7 @@ class TestBatching:
     def test_vmap_over_l2_equals_single_fits(self):
         x, y = _problem(7, num_classes=3)
         l2s = jnp.array([1e-3, 1e-1, 1.0])
-        params, _ = jax.vmap(lambda l2: logistic.fit(x, y, num_classes=3, l2=l2))(l2s)
+        params, _ = jax.jit(jax.vmap(lambda l2: logistic.fit(x, y, num_classes=3, l2=l2)))(l2s)
         for i, l2 in enumerate(l2s):
             single, _ = fit(x, y, num_classes=3, l2=l2)
             # compared through the probabilities: the intercepts may differ by a shift
@@ -233,6 +233,7 @@ class TestOptaxSolvers:
         )
         np.testing.assert_allclose(float(losses[-1]), f_newton, rtol=rtol)
 
+    @pytest.mark.slow  # a big fit: 1025 unknowns, 200 L-BFGS steps
     def test_large_problems_default_to_lbfgs(self):
         # (d + 1) * K = 1025 unknowns: one more than the Newton solve takes
         x, y = _problem(9, n=40, d=40, num_classes=25)
