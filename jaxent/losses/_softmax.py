@@ -180,15 +180,26 @@ def _int_label_loss_jvp(smoothing, primals, tangents):
     z_dot, _, alpha_dot = tangents
     loss, parts, mean_nll, label_kept = _int_value(z, labels, alpha if smoothing else None)
     # d/dz = mass softmax - target: the target is (1 - a) one_hot(y) + a keep / K.
-    classes = jax.lax.broadcasted_iota(labels.dtype, z.shape, z.ndim - 1)
-    one_hot = (classes == labels[..., None]) & label_kept[..., None]
-    target = one_hot.astype(z.dtype)
     if smoothing:
+        classes = jax.lax.broadcasted_iota(labels.dtype, z.shape, z.ndim - 1)
+        one_hot = (classes == labels[..., None]) & label_kept[..., None]
+        target = one_hot.astype(z.dtype)
         live = parts.live.astype(z.dtype)
         kept = jnp.maximum(jnp.sum(live, axis=-1, keepdims=True), 1)
         target = (1 - alpha[..., None]) * target + alpha[..., None] * live / kept
-    mass = jnp.sum(target, axis=-1, keepdims=True)
-    grad = jnp.where(parts.live, mass * nx.softmax_from_parts(parts) - target, 0)
+        mass = jnp.sum(target, axis=-1, keepdims=True)
+        grad = jnp.where(parts.live, mass * nx.softmax_from_parts(parts) - target, 0)
+    else:
+        # Select-free (the softmax is 0 at dead entries), so it fuses with the
+        # log-sum-exp chain; the one-hot is subtracted by a scatter at the labels
+        # instead of being materialized. The target's mass is 1 where the label's
+        # class is live, 0 otherwise.
+        kept = label_kept.astype(z.dtype)
+        grad = kept[..., None] * nx.softmax_from_parts(parts)
+        flat = grad.reshape(-1, z.shape[-1])
+        rows = jnp.arange(flat.shape[0])
+        flat = flat.at[rows, labels.reshape(-1)].add(-kept.reshape(-1), mode="drop")
+        grad = flat.reshape(z.shape)
     tangent = jnp.sum(grad * z_dot, axis=-1)
     if smoothing:
         tangent = (
