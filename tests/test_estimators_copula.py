@@ -356,3 +356,10 @@ def test_multiplets_equal_hoi_on_a_larger_system(rng):
         _, value = E.multiplets(x, size, base=2, chunk_size=1000)
         ref = metrics.Oinfo(x, verbose=False).fit(minsize=size, maxsize=size, method="gc")
         np.testing.assert_allclose(value, ref[:, 0], rtol=1e-5)
+
+
+def test_host_digamma_matches_scipy():
+    from jaxent.estimators._copula import _digamma
+
+    for x in (0.5, 1.0, 2.5, 7.9, 8.0, 123.5, 4999.5):
+        assert abs(_digamma(x) - digamma(x)) <= 1e-14 * max(1.0, abs(digamma(x)))

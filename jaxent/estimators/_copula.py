@@ -54,38 +54,51 @@ from jaxent.estimators._knn import _broadcast_batch, _check_samples
 from jaxent.gaussian import gaussian_entropy
 
 
-def normal_scores(x: jax.Array) -> jax.Array:
+def _normal_scores(x: jax.Array) -> jax.Array:
     """Centred normal scores of ``x[..., n, d]`` along the sample axis ``-2``.
 
     Ordinal ranks (ties in order of position); the scores are a permutation of
     :math:`\\Phi^{-1}(r / (n + 1))`, ``r = 1..n``, minus their mean.
     """
     n = x.shape[-2]
-    order = jnp.argsort(x, axis=-2, stable=True)
-    ranks = jnp.argsort(order, axis=-2, stable=True)
+    # One stable sort along the last axis (XLA sorts the minor axis fastest), then the
+    # inverse permutation by a scatter: a second argsort would cost as much again.
+    columns = jnp.swapaxes(x, -1, -2)
+    position = jax.lax.broadcasted_iota(jnp.int32, columns.shape, columns.ndim - 1)
+    _, order = jax.lax.sort((columns, position), dimension=columns.ndim - 1, is_stable=True)
+    ranks = jnp.put_along_axis(jnp.zeros_like(order), order, position, axis=-1, inplace=False)
     scores = jax.scipy.special.ndtri(jnp.arange(1, n + 1, dtype=x.dtype) / (n + 1))
-    return jnp.take(scores - jnp.mean(scores), ranks)
+    return jnp.take(scores - jnp.mean(scores), jnp.swapaxes(ranks, -1, -2))
 
 
-def sample_covariance(z: jax.Array) -> jax.Array:
+def _sample_covariance(z: jax.Array) -> jax.Array:
     """``z^T z / (n - 1)`` for centred samples ``z[..., n, d]``: ``[..., d, d]``."""
     n = z.shape[-2]
     return jnp.einsum("...ni,...nj->...ij", z, z) / (n - 1)
 
 
-def entropy_bias(n: int, d: int, dtype: jnp.dtype) -> jax.Array:
+def _digamma(x: float) -> float:
+    """psi(x) for x > 0 in float64: recurrence up to x >= 16, then the asymptotic series."""
+    shift = 0.0
+    while x < 16:
+        shift -= 1 / x
+        x += 1
+    inv2 = 1 / (x * x)
+    series = inv2 * (1 / 12 - inv2 * (1 / 120 - inv2 * (1 / 252 - inv2 * (1 / 240 - inv2 / 132))))
+    return shift + math.log(x) - 1 / (2 * x) - series
+
+
+def _entropy_bias(n: int, d: int) -> float:
     """Expected bias (nats) of the Gaussian entropy of an ``n``-point sample covariance."""
-    psi = jax.scipy.special.digamma((n - jnp.arange(1, d + 1, dtype=dtype)) / 2)
-    return (jnp.sum(psi) + d * math.log(2 / (n - 1))) / 2
+    psi = sum(_digamma((n - i) / 2) for i in range(1, d + 1))
+    return (psi + d * math.log(2 / (n - 1))) / 2
 
 
 def _block_entropy(cov: jax.Array, dims: list[int], n: int, bias_correction: bool) -> jax.Array:
     """Copula entropy (nats) of the dimensions ``dims`` from the joint covariance."""
-    if not dims:
-        return jnp.zeros(cov.shape[:-2], cov.dtype)
     block = jnp.asarray(dims)
     h = gaussian_entropy(cov[..., block[:, None], block[None, :]])
-    return h - entropy_bias(n, len(dims), cov.dtype) if bias_correction else h
+    return h - _entropy_bias(n, len(dims)) if bias_correction else h
 
 
 # The estimates in nats from validated inputs [..., n, d]: the groups of dimensions
@@ -96,7 +109,7 @@ def _entropy_combination(
     z: jax.Array, *, terms: tuple[tuple[int, tuple[int, ...]], ...], bias_correction: bool
 ) -> jax.Array:
     n = z.shape[-2]
-    cov = sample_covariance(normal_scores(z))
+    cov = _sample_covariance(_normal_scores(z))
     return sum(sign * _block_entropy(cov, list(dims), n, bias_correction) for sign, dims in terms)
 
 
