@@ -17,11 +17,13 @@ multiplet the factors of the sub-blocks a measure needs are built along a trie o
 their prefixes, each prefix once: a multiplet of size ``k`` costs ``O(k^3)`` for
 the total correlation, about ``k`` times that for the measures with the
 leave-one-out entropies (dual total correlation, O- and S-information) and
-``O(2^k k^2)`` for the co-information, which needs every sub-block. The
-single-variable entropies are computed once for all multiplets. Each
-log-determinant is the one a fresh Cholesky factor of that sub-block would
-give (the same operations), so the values equal a per-subset computation up to
-the order of the final sums.
+``O(2^k k^2)`` for the co-information, which needs every sub-block (computed
+again in each multiplet that contains it: the shared blocks are not looked up
+across multiplets). The single-variable log-variances are computed once for
+all multiplets, and the constants :math:`a_m` are combined once, in float64 on
+the host. Each log-determinant takes the arithmetic of a row-by-row Cholesky
+factorization of its sub-block, so the values equal a per-subset computation up
+to rounding in a different order.
 
 **Chunks.** The multiplets are numbered in lexicographic order (that of
 ``itertools.combinations``); fixed-size chunks of consecutive numbers are
@@ -238,11 +240,14 @@ def multiplets(
     :func:`~jaxent.estimators.gaussian_copula_entropy`:
 
     .. math::
+
+       \begin{aligned}
        \mathrm{TC}(S) &= \sum_{j \in S} \hat H(X_j) - \hat H(X_S) \\
        \mathrm{DTC}(S) &= \sum_{j \in S} \hat H(X_{S \setminus j}) - (k - 1)\, \hat H(X_S) \\
        \Omega(S) &= \mathrm{TC}(S) - \mathrm{DTC}(S), \qquad
        \Sigma(S) = \mathrm{TC}(S) + \mathrm{DTC}(S) \\
        \mathrm{CoI}(S) &= -\sum_{\emptyset \ne T \subseteq S} (-1)^{|T|} \hat H(X_T)
+       \end{aligned}
 
     for ``measure`` = ``"total_correlation"``, ``"dual_total_correlation"``,
     ``"o_information"`` (> 0: redundancy dominates, < 0: synergy),
