@@ -7,6 +7,7 @@ machine's load (``os.getloadavg``, what ``uptime`` shows) before and after.
     python benchmarks/bench_multivariate.py            # everything (about 3 minutes)
     python benchmarks/bench_multivariate.py --quick    # smaller sizes, for a smoke test
     python benchmarks/bench_multivariate.py --x64      # both libraries in float64
+    python benchmarks/bench_multivariate.py --sections a   # section (a) alone
 
 Sections (issue 10, "Benchmark"):
 
@@ -20,9 +21,9 @@ Sections (issue 10, "Benchmark"):
 
 Both libraries run in JAX's default float32 unless ``--x64`` is given (hoi stores its
 results in float32 either way). jaxent's time is the median of a few calls after a
-first call that compiles (the first call's time is printed too); hoi's is its second
-call (hoi traces its scan again on every ``fit``, so every call pays that), except in
-(b), where one call of about a minute is timed whole. The script
+first call that compiles (the first call's time is printed too); hoi's likewise the
+median of its calls after the first (hoi traces its scan again on every ``fit``, so
+every call pays that), except in (b), where one call of about a minute is timed whole. The script
 uses whatever device JAX finds, so it runs unchanged on a GPU.
 """
 
@@ -64,18 +65,21 @@ def _jaxent_time(fn, repeats):
     return first, statistics.median(warm) if warm else first, out
 
 
-def _hoi_oinfo(x, size, warm=True):
-    """hoi's O-information of every multiplet of ``size`` (bits): its second call's time,
-    or with ``warm=False`` its first (for long runs, where its compile is negligible)."""
+def _hoi_oinfo(x, size, repeats=1, warm=True):
+    """hoi's O-information of every multiplet of ``size`` (bits): the median time of
+    ``repeats`` calls after a first one, or with ``warm=False`` the first call alone
+    (for long runs, where its compile is negligible)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # hoi's float64-to-float32 scatter under x64
 
         def fit():
             return Oinfo(x, verbose=False).fit(minsize=size, maxsize=size, method="gc")[:, 0]
 
-        if warm:
-            fit()
-        return _timed(fit)
+        if not warm:
+            return _timed(fit)
+        fit()
+        times, outs = zip(*(_timed(fit) for _ in range(repeats)))
+        return statistics.median(times), outs[0]
 
 
 def _differences(got, want):
@@ -107,7 +111,7 @@ def bench_triplets(rows, args, rng):
     if Oinfo is None:
         rows.append((case, "hoi not installed", None, first, warm, None))
         return
-    peer_s, want = _hoi_oinfo(x, 3)
+    peer_s, want = _hoi_oinfo(x, 3, repeats=args.repeats)
     rows.append((case, "hoi", peer_s, first, warm, _differences(got, want)))
     if not args.x64:  # each library's float32 rounding, against float64 jaxent
         with jax.enable_x64(True):
@@ -168,11 +172,15 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--x64", action="store_true", help="float64 in both libraries")
     parser.add_argument("--skip-hoi-large", action="store_true", help="no hoi run in section (b)")
+    parser.add_argument(
+        "--sections", default="ab", help="which sections to run, e.g. 'a' (default 'ab')"
+    )
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     load_before = os.getloadavg()
     rows = []
-    for section in (bench_triplets, bench_all_multiplets):
+    sections = {"a": bench_triplets, "b": bench_all_multiplets}
+    for section in (sections[key] for key in args.sections):
         before = len(rows)
         section(rows, args, rng)
         _print_table(rows[before:])
