@@ -137,6 +137,7 @@ def test_invariant_under_increasing_transforms(rng):
     assert float(mi) == float(moved)  # the same ranks: bit for bit
 
 
+@pytest.mark.slow  # 40 replicates of n = 2000 (the doctests check one draw each)
 def test_gaussian_samples_match_closed_forms(rng):
     # 40 replicates of n = 2000 bivariate/trivariate Gaussians. The copula of a Gaussian
     # is Gaussian, so the estimates are unbiased up to O(1/n) from the normal scores;
