@@ -17,6 +17,7 @@ The statistical tests compare with Gaussian closed forms within the sampling err
 (documented at each test).
 """
 
+import functools
 import itertools
 import math
 
@@ -364,3 +365,15 @@ def test_host_digamma_matches_scipy():
 
     for x in (0.5, 1.0, 2.5, 7.9, 8.0, 123.5, 4999.5):
         assert abs(_digamma(x) - digamma(x)) <= 1e-14 * max(1.0, abs(digamma(x)))
+
+
+def test_multiplets_under_jit_and_vmap(rng):
+    x = rng.normal(size=(2, 50, F))
+    scan = functools.partial(E.multiplets, size=3, chunk_size=CHUNK)
+    index, direct = scan(x[1])
+    jit_index, jitted = jax.jit(scan)(x[1])
+    np.testing.assert_array_equal(jit_index, index)
+    np.testing.assert_allclose(jitted, direct, rtol=1e-12)
+    batch_index, mapped = jax.vmap(scan)(x)
+    chex.assert_shape((batch_index, mapped), ((2, 20, 3), (2, 20)))
+    np.testing.assert_allclose(mapped[1], direct, rtol=1e-12)
