@@ -193,8 +193,9 @@ def _all_multiplets(
     log_diag = jnp.log(jnp.diagonal(cov))
 
     def one_chunk(start):
-        # The last chunk repeats the last multiplet past the end; cut off below.
-        ranks = jnp.minimum(start + jnp.arange(chunk, dtype=jnp.int32), count - 1)
+        # The last chunk repeats the last multiplet past the end; cut off below. (Capped
+        # before adding: start + chunk may not fit in int32.)
+        ranks = start + jnp.minimum(jnp.arange(chunk, dtype=jnp.int32), count - 1 - start)
         members = _unrank(ranks, tables, size)
         blocks = _Blocks(cov, log_diag, members)
         terms = _coefficients(size, measure).items()
@@ -276,6 +277,10 @@ def multiplets(
       chunk_size: multiplets per chunk of the compiled loop (static; default
         4,096 on CPU, 2^20 on accelerators). Memory grows with it, the result
         does not change.
+
+    A multiplet whose copula covariance is singular (e.g. two variables with the
+    same ranks: one an increasing function of the other) has no finite Gaussian
+    entropy: its value is ``±inf`` or NaN, as with a Cholesky factor per subset.
 
     Returns:
       ``(index, value)``: ``index [M, size]`` (int32) lists each multiplet's
