@@ -34,5 +34,11 @@ from jaxent.joint import variation_of_information as variation_of_information
 from jaxent.logits import cross_entropy_from_logits as cross_entropy_from_logits
 from jaxent.logits import entropy_from_logits as entropy_from_logits
 from jaxent.logits import kl_divergence_from_logits as kl_divergence_from_logits
+from jaxent.multivariate import co_information as co_information
+from jaxent.multivariate import conditional_mutual_information as conditional_mutual_information
+from jaxent.multivariate import dual_total_correlation as dual_total_correlation
+from jaxent.multivariate import o_information as o_information
+from jaxent.multivariate import s_information as s_information
+from jaxent.multivariate import total_correlation as total_correlation
 
 __version__ = "0.1.0"
