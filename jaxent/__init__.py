@@ -9,6 +9,10 @@ from jaxent import estimators as estimators
 from jaxent import feature_selection as feature_selection
 from jaxent import logistic as logistic
 from jaxent import losses as losses
+from jaxent.categorical import bhattacharyya_coefficient as bhattacharyya_coefficient
+from jaxent.categorical import bhattacharyya_distance as bhattacharyya_distance
+from jaxent.categorical import chernoff_information as chernoff_information
+from jaxent.categorical import chi_squared_divergence as chi_squared_divergence
 from jaxent.categorical import cross_entropy as cross_entropy
 from jaxent.categorical import entropy as entropy
 from jaxent.categorical import hellinger_distance as hellinger_distance
