@@ -9,6 +9,10 @@ from jaxent import estimators as estimators
 from jaxent import feature_selection as feature_selection
 from jaxent import logistic as logistic
 from jaxent import losses as losses
+from jaxent.categorical import bhattacharyya_coefficient as bhattacharyya_coefficient
+from jaxent.categorical import bhattacharyya_distance as bhattacharyya_distance
+from jaxent.categorical import chernoff_information as chernoff_information
+from jaxent.categorical import chi_squared_divergence as chi_squared_divergence
 from jaxent.categorical import cross_entropy as cross_entropy
 from jaxent.categorical import entropy as entropy
 from jaxent.categorical import hellinger_distance as hellinger_distance
@@ -34,5 +38,11 @@ from jaxent.joint import variation_of_information as variation_of_information
 from jaxent.logits import cross_entropy_from_logits as cross_entropy_from_logits
 from jaxent.logits import entropy_from_logits as entropy_from_logits
 from jaxent.logits import kl_divergence_from_logits as kl_divergence_from_logits
+from jaxent.multivariate import co_information as co_information
+from jaxent.multivariate import conditional_mutual_information as conditional_mutual_information
+from jaxent.multivariate import dual_total_correlation as dual_total_correlation
+from jaxent.multivariate import o_information as o_information
+from jaxent.multivariate import s_information as s_information
+from jaxent.multivariate import total_correlation as total_correlation
 
 __version__ = "0.1.0"

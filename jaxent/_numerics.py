@@ -576,3 +576,46 @@ def safe_sqrt(x: jax.Array) -> jax.Array:
     """``sqrt(x)`` whose derivative at 0 is taken as 0 instead of ``inf``."""
     pos = x > 0
     return jnp.where(pos, jnp.sqrt(jnp.where(pos, x, 1)), 0)
+
+
+AxisGroup = int | tuple[int, ...]
+
+
+def axis_groups(shape: tuple[int, ...], groups, name: str = "axes") -> tuple[tuple[int, ...], ...]:
+    """Normalizes variables named by axes: each entry an axis or a tuple of axes.
+
+    ``groups=None`` makes every axis of ``shape`` a variable. Returns one tuple of
+    non-negative axes per variable; raises (at trace time, naming the shape) when an
+    axis is out of range, not an integer, or named twice.
+    """
+    ndim = len(shape)
+    if groups is None:
+        return tuple((i,) for i in range(ndim))
+    if isinstance(groups, int):
+        groups = (groups,)
+    out, seen = [], set()
+    for group in groups:
+        members = (group,) if isinstance(group, int) else tuple(group)
+        normal = []
+        for a in members:
+            if isinstance(a, bool) or not isinstance(a, int):
+                raise TypeError(f"{name} must name axes by integers; got {a!r}")
+            if not -ndim <= a < ndim:
+                raise ValueError(f"axis {a} in {name} is out of range for shape {shape}")
+            if a % ndim in seen:
+                raise ValueError(f"axis {a} is named twice in {name} (shape {shape})")
+            seen.add(a % ndim)
+            normal.append(a % ndim)
+        out.append(tuple(normal))
+    return tuple(out)
+
+
+def group_table(p: jax.Array, groups: tuple[tuple[int, ...], ...]) -> jax.Array:
+    """``p`` arranged as ``[*batch, N_1, ..., N_m]``: the axes in no group first (batch
+    axes, in order), then one axis per group, of the product of its axes' sizes (1 for
+    an empty group)."""
+    named = [a for g in groups for a in g]
+    batch = [a for a in range(p.ndim) if a not in named]
+    sizes = tuple(math.prod(p.shape[a] for a in g) for g in groups)
+    t = jnp.transpose(p, batch + named)
+    return t.reshape(tuple(p.shape[a] for a in batch) + sizes)

@@ -19,9 +19,11 @@ import jax.numpy as jnp
 import numpy as np
 from jax.experimental import checkify
 
+from jaxent import _numerics as nx
+
 __all__ = ["checked"]
 
-_KINDS = ("probs", "joint", "unit", "finite", "counts", "classes", "labels")
+_KINDS = ("probs", "joint", "table", "unit", "finite", "counts", "classes", "labels")
 
 
 def expects(**kinds: str) -> Callable[[Callable], Callable]:
@@ -29,7 +31,9 @@ def expects(**kinds: str) -> Callable[[Callable], Callable]:
 
     ``kinds`` maps argument names to ``"probs"`` (probability vectors along
     ``axis``), ``"joint"`` (tables summing to 1 over their last two axes),
-    ``"unit"`` (probabilities in [0, 1], elementwise), ``"finite"`` (no NaN:
+    ``"table"`` (joint tables of several variables summing to 1 over the axes
+    that name a variable: ``axes``, or ``x``, ``y`` and ``z``), ``"unit"``
+    (probabilities in [0, 1], elementwise), ``"finite"`` (no NaN:
     logits, samples, parameters), ``"counts"`` (finite and non-negative:
     histogram counts) or ``"classes"`` (integer class ids in ``[0, K)``, ``K`` the
     size of ``logits`` along ``axis`` or the last size of ``weight``; rows that a
@@ -103,7 +107,16 @@ def _check_classifier_labels(name: str, y: Any, num_classes: int) -> None:
         _check_classes(name, y, num_classes, None)
 
 
-def _check(name: str, kind: str, x: jax.Array, axis: int, where: Any, tol: float | None) -> None:
+def _table_axes(args: dict[str, Any], shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The axes that name a variable of a multivariate table (the others are batch axes)."""
+    if "axes" in args:
+        groups = nx.axis_groups(shape, args["axes"])
+    else:
+        groups = nx.axis_groups(shape, tuple(args[k] for k in ("x", "y", "z")), "x, y, z")
+    return tuple(a for g in groups for a in g)
+
+
+def _check(name: str, kind: str, x: jax.Array, axis: Any, where: Any, tol: float | None) -> None:
     x = jnp.asarray(x)
     if not jnp.issubdtype(x.dtype, jnp.inexact):
         x = x.astype(jnp.result_type(float))
@@ -120,7 +133,12 @@ def _check(name: str, kind: str, x: jax.Array, axis: int, where: Any, tol: float
         return
     t = default_tol(x.dtype) if tol is None else tol
     x32 = x.astype(jnp.promote_types(x.dtype, jnp.float32))
-    if kind == "probs":
+    if kind == "table":
+        total = jnp.sum(x32, axis=axis)
+        msg = (
+            f"{name} has tables that do not sum to 1 over their variables' axes (tolerance {t:.3g})"
+        )
+    elif kind == "probs":
         kept = x32 if where is None else jnp.where(where, x32, 0)
         total = jnp.sum(kept, axis=axis)
         msg = f"{name} has rows along axis {axis} that do not sum to 1 (tolerance {t:.3g})"
@@ -218,6 +236,9 @@ def checked(fn: Callable, *, tol: float | None = None) -> Callable:
                     _check_classifier_labels(
                         name, dyn[name], _classifier_classes({**dyn, **static})
                     )
+                elif name in dyn and kind == "table":
+                    table_axes = _table_axes(static, jnp.shape(dyn[name]))
+                    _check(name, kind, dyn[name], table_axes, None, tol)
                 elif name in dyn:
                     _check(name, kind, dyn[name], axis, dyn.get("where"), tol)
             for name in _OPTION_RANGES.keys() & dyn.keys():
