@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from functools import partial
-from typing import NamedTuple
+from typing import NamedTuple, overload
 
 import jax
 import jax.numpy as jnp
@@ -76,9 +76,9 @@ def compute_dtype(*xs: ArrayLike) -> tuple[jnp.dtype, jnp.dtype]:
 
 def promote(*xs: ArrayLike) -> tuple[list[jax.Array], jnp.dtype]:
     """Casts ``xs`` to their common computation dtype; also returns the result dtype."""
-    xs = [jnp.asarray(x) for x in xs]
-    work, out = compute_dtype(*xs)
-    return [x.astype(work) for x in xs], out
+    arrays = [jnp.asarray(x) for x in xs]
+    work, out = compute_dtype(*arrays)
+    return [a.astype(work) for a in arrays], out
 
 
 def event_axis(ndim: int, axis: int) -> int:
@@ -157,6 +157,18 @@ def with_param(
     if where is not None:
         where = jnp.broadcast_to(where, full)
     return jnp.broadcast_to(param, batch)[..., None], arrays, where
+
+
+@overload
+def broadcast_where(where: None, shape: tuple[int, ...]) -> None: ...
+
+
+@overload
+def broadcast_where(where: ArrayLike, shape: tuple[int, ...]) -> jax.Array: ...
+
+
+@overload
+def broadcast_where(where: ArrayLike | None, shape: tuple[int, ...]) -> jax.Array | None: ...
 
 
 def broadcast_where(where: ArrayLike | None, shape: tuple[int, ...]) -> jax.Array | None:
@@ -469,10 +481,10 @@ def _lane_sums(x: jax.Array, minus: jax.Array | None) -> jax.Array:
     def row(i):
         return xs[..., i, :] if ms is None else xs[..., i, :] - ms[..., i, :]
 
-    total, carried = row(0), None
-    for i in range(1, _SUM_LANES):
+    total, carried = two_sum(row(0), row(1))
+    for i in range(2, _SUM_LANES):
         total, err = two_sum(total, row(i))
-        carried = err if carried is None else carried + err
+        carried = carried + err
     return jnp.concatenate([total, carried], axis=-1)
 
 

@@ -22,16 +22,20 @@ from jaxent.checks import expects
 _NEAR_ONE = 0.5
 
 
-def _one(p: ArrayLike, axis: int, where: ArrayLike | None):
-    (p,), dtype = nx.promote(p)
-    (p,), axis, where = nx.broadcast_events(axis, where, p=p)
-    return p, axis, where, dtype
+def _one(
+    p: ArrayLike, axis: int, where: ArrayLike | None
+) -> tuple[jax.Array, int, jax.Array | None, jnp.dtype]:
+    (p_,), dtype = nx.promote(p)
+    (p_,), axis, mask = nx.broadcast_events(axis, where, p=p_)
+    return p_, axis, mask, dtype
 
 
-def _two(p: ArrayLike, q: ArrayLike, axis: int, where: ArrayLike | None):
-    (p, q), dtype = nx.promote(p, q)
-    (p, q), axis, where = nx.broadcast_events(axis, where, p=p, q=q)
-    return p, q, axis, where, dtype
+def _two(
+    p: ArrayLike, q: ArrayLike, axis: int, where: ArrayLike | None
+) -> tuple[jax.Array, jax.Array, int, jax.Array | None, jnp.dtype]:
+    (p_, q_), dtype = nx.promote(p, q)
+    (p_, q_), axis, mask = nx.broadcast_events(axis, where, p=p_, q=q_)
+    return p_, q_, axis, mask, dtype
 
 
 def _entropy_partials(p):

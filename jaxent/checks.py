@@ -12,7 +12,7 @@ import functools
 import inspect
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal, TypeVar, get_args
 
 import jax
 import jax.numpy as jnp
@@ -23,10 +23,14 @@ from jaxent import _numerics as nx
 
 __all__ = ["checked"]
 
-_KINDS = ("probs", "joint", "table", "unit", "finite", "counts", "classes", "labels")
+# What an argument holds, as declared with expects().
+Kind = Literal["probs", "joint", "table", "unit", "finite", "counts", "classes", "labels"]
+_KINDS: tuple[Kind, ...] = get_args(Kind)
+
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 
-def expects(**kinds: str) -> Callable[[Callable], Callable]:
+def expects(**kinds: Kind) -> Callable[[_F], _F]:
     """Declares what a function's array arguments hold, for :func:`checked`.
 
     ``kinds`` maps argument names to ``"probs"`` (probability vectors along
@@ -46,8 +50,10 @@ def expects(**kinds: str) -> Callable[[Callable], Callable]:
         if kind not in _KINDS:
             raise ValueError(f"unknown kind {kind!r} for argument {name!r}")
 
-    def mark(fn: Callable) -> Callable:
-        fn._jaxent_expects = dict(kinds)
+    def mark(fn: _F) -> _F:
+        # setattr: the type _F (which keeps the decorated function's signature for type
+        # checkers) declares no such attribute, so a plain assignment would not type-check.
+        setattr(fn, "_jaxent_expects", dict(kinds))  # noqa: B010
         return fn
 
     return mark

@@ -6,7 +6,7 @@ sums of the table; nothing is normalized.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 import jax
 import jax.numpy as jnp
@@ -160,14 +160,16 @@ def variation_of_information(pxy: ArrayLike, *, base: Base = None) -> jax.Array:
     return nx.to_units(vi, base).astype(dtype)
 
 
-_AVERAGES = ("arithmetic", "geometric", "min", "max")
+# The mean of the marginal entropies in normalized_mutual_information (``average``).
+Average = Literal["arithmetic", "geometric", "min", "max"]
+_AVERAGES: tuple[Average, ...] = get_args(Average)
 
 
 @expects(pxy="joint")
 def normalized_mutual_information(
     pxy: ArrayLike,
     *,
-    average: Literal["arithmetic", "geometric", "min", "max"] = "arithmetic",
+    average: Average = "arithmetic",
 ) -> jax.Array:
     r"""Mutual information normalized by a mean of the marginal entropies.
 

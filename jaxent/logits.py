@@ -20,12 +20,14 @@ from jaxent._numerics import Base
 from jaxent.checks import expects
 
 
-def _logits_events(axis: int, where: ArrayLike | None, **arrays: ArrayLike):
+def _logits_events(
+    axis: int, where: ArrayLike | None, **arrays: ArrayLike
+) -> tuple[list[jax.Array], int, jax.Array | None, jnp.dtype]:
     """Promotes and broadcasts logits-like inputs; folds ``where`` in as ``-inf``."""
     names = list(arrays)
     xs, dtype = nx.promote(*arrays.values())
-    xs, axis, where = nx.broadcast_events(axis, where, **dict(zip(names, xs)))
-    return xs, axis, where, dtype
+    xs, axis, mask = nx.broadcast_events(axis, where, **dict(zip(names, xs)))
+    return xs, axis, mask, dtype
 
 
 def _entropy_value(axis, z):

@@ -8,6 +8,7 @@ Counts are used as given (integers or floats, no check that they are whole).
 from __future__ import annotations
 
 import math
+from typing import Literal, get_args
 
 import jax
 import jax.numpy as jnp
@@ -18,7 +19,9 @@ from jaxent import _numerics as nx
 from jaxent._numerics import Base
 from jaxent.checks import expects
 
-METHODS = ("plugin", "miller_madow", "grassberger", "chao_shen", "james_stein", "nsb")
+# The estimators of entropy_from_counts (its ``method`` option).
+CountsMethod = Literal["plugin", "miller_madow", "grassberger", "chao_shen", "james_stein", "nsb"]
+METHODS: tuple[CountsMethod, ...] = get_args(CountsMethod)
 
 
 def _plugin(p: jax.Array) -> jax.Array:
@@ -185,7 +188,7 @@ _ESTIMATORS = {
 
 @expects(counts="counts")
 def entropy_from_counts(
-    counts: ArrayLike, *, method: str = "plugin", axis: int = -1, base: Base = None
+    counts: ArrayLike, *, method: CountsMethod = "plugin", axis: int = -1, base: Base = None
 ) -> jax.Array:
     r"""Shannon entropy estimated from histogram counts.
 

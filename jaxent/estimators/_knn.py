@@ -43,6 +43,7 @@ from __future__ import annotations
 import math
 import operator
 from functools import partial
+from typing import Literal
 
 import jax
 import jax.numpy as jnp
@@ -52,11 +53,14 @@ from jaxent import _numerics as nx
 from jaxent._numerics import Base
 from jaxent.checks import expects
 from jaxent.estimators import _search as search
+from jaxent.estimators._search import SearchMethod
 
 # Coordinate differences held at once by the brute-force search: rows per block x
 # reference points x dimensions.
 _BLOCK_ELEMENTS = 1 << 22
 _MAX_PASSES = search.MAX_PASSES
+# How Ross's estimate compares a distance with the radius (see _ross_nats).
+_Rounding = Literal["sklearn", "exact"]
 
 
 def _check_k(k: int) -> int:
@@ -121,7 +125,7 @@ def _log_unit_ball(d: int) -> float:
 # neighbour searches see the samples through stop_gradient; the distances to the
 # neighbours they select are then recomputed differentiably.
 @partial(jax.jit, static_argnames=("k", "block", "method"))
-def _entropy_nats(x: jax.Array, *, k: int, block: int, method: str) -> jax.Array:
+def _entropy_nats(x: jax.Array, *, k: int, block: int, method: SearchMethod) -> jax.Array:
     n, d = x.shape[-2:]
     stopped = jax.lax.stop_gradient(x)
     _, near = search.knn(
@@ -133,7 +137,7 @@ def _entropy_nats(x: jax.Array, *, k: int, block: int, method: str) -> jax.Array
 
 
 def _ksg_counts(
-    x: jax.Array, y: jax.Array, *, k: int, block: int, method: str
+    x: jax.Array, y: jax.Array, *, k: int, block: int, method: SearchMethod
 ) -> tuple[jax.Array, jax.Array]:
     """KSG's ``n_x``, ``n_y`` ``[N, n]``: points strictly within the joint k-th distance."""
     z = jnp.concatenate([x, y], axis=-1)
@@ -145,7 +149,7 @@ def _ksg_counts(
 
 
 @partial(jax.jit, static_argnames=("k", "block", "method"))
-def _ksg_nats(x: jax.Array, y: jax.Array, *, k: int, block: int, method: str) -> jax.Array:
+def _ksg_nats(x: jax.Array, y: jax.Array, *, k: int, block: int, method: SearchMethod) -> jax.Array:
     # Only counts enter the estimate: no gradient flows to the samples.
     x, y = jax.lax.stop_gradient(x), jax.lax.stop_gradient(y)
     count_x, count_y = _ksg_counts(x, y, k=k, block=block, method=method)
@@ -155,12 +159,12 @@ def _ksg_nats(x: jax.Array, y: jax.Array, *, k: int, block: int, method: str) ->
 
 
 @partial(jax.jit, static_argnames=("k", "block", "method"))
-def _kl_nats(x: jax.Array, y: jax.Array, *, k: int, block: int, method: str) -> jax.Array:
+def _kl_nats(x: jax.Array, y: jax.Array, *, k: int, block: int, method: SearchMethod) -> jax.Array:
     (n, d), m = x.shape[-2:], y.shape[-2]
     sx, sy = jax.lax.stop_gradient(x), jax.lax.stop_gradient(y)
-    kw = {"metric": "sqeuclidean", "method": method, "block": block}
-    _, near_x = search.knn(sx, sx, k, exclude_self=True, **kw)
-    _, near_y = search.knn(sx, sy, k, exclude_self=False, **kw)
+    knn = partial(search.knn, metric="sqeuclidean", method=method, block=block)
+    _, near_x = knn(sx, sx, k, exclude_self=True)
+    _, near_y = knn(sx, sy, k, exclude_self=False)
     rho_sq = search.distance(x, _gather(x, near_x[..., k - 1]), "sqeuclidean")
     nu_sq = search.distance(x, _gather(y, near_y[..., k - 1]), "sqeuclidean")
     return d * jnp.mean(_half_log(nu_sq) - _half_log(rho_sq), axis=-1) + math.log(m / (n - 1))
@@ -168,7 +172,7 @@ def _kl_nats(x: jax.Array, y: jax.Array, *, k: int, block: int, method: str) -> 
 
 @expects(x="finite")
 def kozachenko_leonenko_entropy(
-    x: ArrayLike, *, k: int = 3, base: Base = None, method: str = "auto"
+    x: ArrayLike, *, k: int = 3, base: Base = None, method: SearchMethod = "auto"
 ) -> jax.Array:
     r"""Kozachenko–Leonenko estimate of differential entropy from samples.
 
@@ -240,7 +244,7 @@ def kozachenko_leonenko_entropy(
 
 @expects(x="finite", y="finite")
 def ksg_mutual_information(
-    x: ArrayLike, y: ArrayLike, *, k: int = 3, base: Base = None, method: str = "auto"
+    x: ArrayLike, y: ArrayLike, *, k: int = 3, base: Base = None, method: SearchMethod = "auto"
 ) -> jax.Array:
     r"""Kraskov–Stögbauer–Grassberger estimate of mutual information (algorithm 1).
 
@@ -314,7 +318,7 @@ def ksg_mutual_information(
 
 @expects(x="finite", y="finite")
 def knn_kl_divergence(
-    x: ArrayLike, y: ArrayLike, *, k: int = 1, base: Base = None, method: str = "auto"
+    x: ArrayLike, y: ArrayLike, *, k: int = 1, base: Base = None, method: SearchMethod = "auto"
 ) -> jax.Array:
     r"""Wang–Kulkarni–Verdú nearest-neighbour estimate of :math:`D(P \| Q)`.
 
@@ -397,7 +401,13 @@ def _class_sizes(labels: jax.Array) -> jax.Array:
 
 @partial(jax.jit, static_argnames=("k", "block", "method", "rounding"))
 def _ross_nats(
-    x: jax.Array, labels: jax.Array, *, k: int, block: int, method: str, rounding: str
+    x: jax.Array,
+    labels: jax.Array,
+    *,
+    k: int,
+    block: int,
+    method: SearchMethod,
+    rounding: _Rounding,
 ) -> jax.Array:
     """Ross's estimate from ``x [N, n, d]`` and ``labels [N, n]``, in nats.
 
@@ -415,6 +425,7 @@ def _ross_nats(
     # m_i: the kept samples (i itself included) at distance <= nextafter(d_i, 0):
     # strictly closer than d_i, or the exact copies of x_i where d_i = 0.
     r = jnp.nextafter(jnp.where(kept, d, 0), 0)
+    metric: search.Metric
     if rounding == "sklearn":
         metric, radius = "sqeuclidean", jnp.nextafter(r * r, jnp.inf)
     else:
@@ -453,7 +464,7 @@ def _check_labels(labels: jax.Array, x: jax.Array) -> None:
 
 @expects(x="finite")
 def ross_mutual_information(
-    x: ArrayLike, labels: ArrayLike, *, k: int = 3, base: Base = None, method: str = "auto"
+    x: ArrayLike, labels: ArrayLike, *, k: int = 3, base: Base = None, method: SearchMethod = "auto"
 ) -> jax.Array:
     r"""Ross's nearest-neighbour estimate of :math:`I(X; L)` for continuous ``X`` and
     discrete labels ``L``.
@@ -532,7 +543,7 @@ def ross_mutual_information(
 
 @partial(jax.jit, static_argnames=("k", "block", "method"))
 def _cmi_nats(
-    x: jax.Array, y: jax.Array, z: jax.Array, *, k: int, block: int, method: str
+    x: jax.Array, y: jax.Array, z: jax.Array, *, k: int, block: int, method: SearchMethod
 ) -> jax.Array:
     x, y, z = (jax.lax.stop_gradient(a) for a in (x, y, z))
     joint = jnp.concatenate([x, y, z], axis=-1)
@@ -541,10 +552,10 @@ def _cmi_nats(
         joint, joint, k, metric="max", exclude_self=True, method=method, block=block
     )
     eps = dist[..., k - 1]
-    kw = {"metric": "max", "method": method, "block": block, "dims": dims, "k": k}
-    count_xz = search.count_within(jnp.concatenate([x, z], axis=-1), eps, **kw)
-    count_yz = search.count_within(jnp.concatenate([y, z], axis=-1), eps, **kw)
-    count_z = search.count_within(z, eps, **kw)
+    count = partial(search.count_within, metric="max", method=method, block=block, dims=dims, k=k)
+    count_xz = count(jnp.concatenate([x, z], axis=-1), eps)
+    count_yz = count(jnp.concatenate([y, z], axis=-1), eps)
+    count_z = count(z, eps)
     psi = jax.scipy.special.digamma
 
     def term(c):
@@ -561,7 +572,7 @@ def ksg_conditional_mutual_information(
     *,
     k: int = 3,
     base: Base = None,
-    method: str = "auto",
+    method: SearchMethod = "auto",
 ) -> jax.Array:
     r"""Frenzel–Pompe nearest-neighbour estimate of :math:`I(X; Y \mid Z)`.
 
@@ -648,7 +659,7 @@ def transfer_entropy(
     source_history: int = 1,
     delay: int = 1,
     base: Base = None,
-    method: str = "auto",
+    method: SearchMethod = "auto",
 ) -> jax.Array:
     r"""Schreiber's transfer entropy from ``source`` to ``target``, by nearest neighbours.
 

@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Literal, NamedTuple, get_args
 
 import jax
 import jax.numpy as jnp
@@ -71,16 +71,20 @@ _UNROLL = 64
 # "No entry": the reference or query index of padding.
 _NONE = 2**31 - 1
 
-METHODS = ("auto", "sorted", "brute")
+# The neighbour search of the kNN estimators (their ``method`` option).
+SearchMethod = Literal["auto", "sorted", "brute"]
+METHODS: tuple[SearchMethod, ...] = get_args(SearchMethod)
+# "sqeuclidean": squared Euclidean distance; "max": the max-norm (Chebyshev).
+Metric = Literal["sqeuclidean", "max"]
 
 
-def check_method(method: str) -> str:
+def check_method(method: SearchMethod) -> SearchMethod:
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     return method
 
 
-def choose_method(method: str, n: int, m: int, d: int) -> str:
+def choose_method(method: SearchMethod, n: int, m: int, d: int) -> Literal["sorted", "brute"]:
     """``"brute"`` or ``"sorted"`` for ``n`` queries against ``m`` points in ``d`` dims.
 
     Measured on a 2-core CPU, brute force is faster up to about 512 points (the
@@ -95,12 +99,12 @@ def choose_method(method: str, n: int, m: int, d: int) -> str:
     return "brute" if min(n, m) <= small or d > 8 else "sorted"
 
 
-def _term(a: jax.Array, b: jax.Array, metric: str) -> jax.Array:
+def _term(a: jax.Array, b: jax.Array, metric: Metric) -> jax.Array:
     diff = a - b
     return diff * diff if metric == "sqeuclidean" else jnp.abs(diff)
 
 
-def distance(a: jax.Array, b: jax.Array, metric: str) -> jax.Array:
+def distance(a: jax.Array, b: jax.Array, metric: Metric) -> jax.Array:
     """Distance between points ``a [..., d]`` and ``b [..., d]`` (broadcast).
 
     ``metric`` is ``"sqeuclidean"`` (squared Euclidean: the squared coordinate
@@ -110,7 +114,7 @@ def distance(a: jax.Array, b: jax.Array, metric: str) -> jax.Array:
     return _distance_parts([a[..., c] for c in range(d)], [b[..., c] for c in range(d)], metric)
 
 
-def _distance_parts(a, b, metric: str) -> jax.Array:
+def _distance_parts(a, b, metric: Metric) -> jax.Array:
     """:func:`distance` from the coordinates as separate arrays (the same operations)."""
     out = _term(a[0], b[0], metric)
     for x, y in zip(a[1:], b[1:]):
@@ -277,12 +281,17 @@ def _sort(x: jax.Array) -> jax.Array:
     return jax.lax.bitcast_convert_type(bits, jnp.float64)
 
 
+def _x64_enabled() -> bool:
+    """Whether 64-bit types are on (``jax_enable_x64``, or a ``jax.enable_x64`` scope)."""
+    return jax.dtypes.canonicalize_dtype(jnp.int64) == jnp.int64
+
+
 def _positions(index: jax.Array, n: int) -> jax.Array:
     """For ``index [N, M]`` holding each of ``0 .. n - 1`` exactly once per row (other
     entries at least ``n``): where each one is, ``[N, n]`` (an inverse permutation,
     by one integer sort rather than a scatter, which is slow on CPU)."""
     M = index.shape[1]
-    if not jax.config.jax_enable_x64 or M >= 2**32:
+    if not _x64_enabled() or M >= 2**32:
         return jnp.argsort(index, axis=1, stable=True)[:, :n].astype(jnp.int32)
     position = jax.lax.broadcasted_iota(jnp.int64, index.shape, 1)
     packed = jax.lax.sort((jnp.minimum(index, n).astype(jnp.int64) << 32) | position, dimension=1)
@@ -295,7 +304,7 @@ def _queue(todo: jax.Array) -> jax.Array:
     Like ``jnp.nonzero(todo, size=M)``, by one integer sort (nonzero scatters, which
     is slow on CPU)."""
     M = todo.shape[0]
-    if not jax.config.jax_enable_x64 or M >= 2**32:
+    if not _x64_enabled() or M >= 2**32:
         return jnp.argsort(~todo, stable=True).astype(jnp.int32)
     position = jnp.arange(M, dtype=jnp.int64)
     packed = jax.lax.sort((jnp.where(todo, 0, 1).astype(jnp.int64) << 32) | position)
@@ -351,7 +360,7 @@ class _Acc(NamedTuple):
     """
 
     init: Callable
-    one: Callable
+    one: Callable | None
     block: Callable
     threshold: Callable
     pack: Callable
@@ -423,7 +432,7 @@ class _Lanes(NamedTuple):
     group: jax.Array | None  # [N, S, L]: candidates must share the query's group
 
 
-def _scan_lanes(lanes: _Lanes, acc: _Acc, param, window: int, metric: str):
+def _scan_lanes(lanes: _Lanes, acc: _Acc, param, window: int, metric: Metric):
     """Folds every (asking entry, reference entry) pair at most ``window`` positions
     apart in a lane into the accumulator. Returns the state and the key distance
     from each entry to the nearest entry beyond the window on either side.
@@ -620,7 +629,8 @@ def _band_boxes(q, qkeys, own, groups, B: _Bands, acc, param, out, todo, metric)
     lane_ref = B.lanes.ref.reshape(-1)
     lane_sid = B.strip_of.reshape(-1)
     lane_pts = [c.reshape(-1) for c in B.lanes.pts]
-    lane_group = None if groups is None else B.lanes.group.reshape(-1)
+    # B.lanes.group is None exactly when groups is (see _bands).
+    lane_group = None if B.lanes.group is None else B.lanes.group.reshape(-1)
     q_group = None if groups is None else flat(groups)
     a_sorted = B.a_sorted.reshape(-1)
     param = None if param is None else flat(param)
@@ -818,9 +828,9 @@ def knn(
     r: jax.Array,
     k: int,
     *,
-    metric: str,
+    metric: Metric,
     exclude_self: bool,
-    method: str,
+    method: SearchMethod,
     block: int,
     groups: jax.Array | None = None,
 ) -> tuple[jax.Array, jax.Array]:
@@ -844,8 +854,8 @@ def count_within(
     p: jax.Array,
     radius: jax.Array,
     *,
-    metric: str,
-    method: str,
+    metric: Metric,
+    method: SearchMethod,
     block: int,
     dims: int | None = None,
     k: int = 1,

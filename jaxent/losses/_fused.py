@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Literal, get_args
 
 import jax
 import jax.numpy as jnp
@@ -11,7 +12,9 @@ from jax.typing import ArrayLike
 from jaxent import _numerics
 from jaxent.checks import expects
 
-_REDUCTIONS = ("mean", "sum", "none")
+# How fused_linear_cross_entropy reduces the per-row losses (its ``reduction`` option).
+Reduction = Literal["mean", "sum", "none"]
+_REDUCTIONS: tuple[Reduction, ...] = get_args(Reduction)
 
 # Sizes of one [N, chunk] block of logits, in elements (4 bytes each in float32).
 # On a CPU, measured at N = 64, 512 and 2,048 (V = 32,768; noisy, a shared machine):
@@ -167,7 +170,7 @@ def fused_linear_cross_entropy(
     labels: ArrayLike,
     *,
     where: ArrayLike | None = None,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     chunk_size: int | None = None,
 ) -> jax.Array:
     r"""Cross-entropy of ``hidden @ weight`` against integer labels, chunked over classes.

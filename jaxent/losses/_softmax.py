@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import partial
+from typing import overload
 
 import jax
 import jax.numpy as jnp
@@ -40,7 +41,21 @@ def _example_mask(where: ArrayLike | None, ndim: int, axis: Axis) -> jax.Array |
     return jnp.expand_dims(where, axis) if where.ndim == ndim - num_class_axes else where
 
 
-def _classes_last(axis: Axis, *arrays: jax.Array | None) -> tuple[int, list[jax.Array | None]]:
+@overload
+def _classes_last(
+    axis: Axis, logits: jax.Array, mask: jax.Array | None, /
+) -> tuple[int, tuple[jax.Array, jax.Array | None]]: ...
+
+
+@overload
+def _classes_last(
+    axis: Axis, logits: jax.Array, labels: jax.Array, mask: jax.Array | None, /
+) -> tuple[int, tuple[jax.Array, jax.Array, jax.Array | None]]: ...
+
+
+def _classes_last(
+    axis: Axis, *arrays: jax.Array | None
+) -> tuple[int, tuple[jax.Array | None, ...]]:
     """Moves the class axis (or axes, flattened in order, like optax) to the end."""
     ndim = max(a.ndim for a in arrays if a is not None)
     if isinstance(axis, int):
@@ -58,7 +73,7 @@ def _classes_last(axis: Axis, *arrays: jax.Array | None) -> tuple[int, list[jax.
             continue
         a = jnp.transpose(a, batch + axes)
         out.append(a.reshape(a.shape[: len(batch)] + (-1,)))
-    return ndim - len(axes), out
+    return ndim - len(axes), tuple(out)
 
 
 @expects(logits="finite", labels="probs")
@@ -280,6 +295,7 @@ def softmax_cross_entropy_with_integer_labels(
     if mask is not None:
         mask = jnp.moveaxis(nx.broadcast_where(mask, jnp.moveaxis(z, -1, axis).shape), axis, -1)
         if mask.shape != z.shape:
+            assert where is not None  # mask is None exactly when where is
             raise ValueError(
                 f"where of shape {jnp.shape(where)} does not match logits {logits.shape}"
             )
