@@ -110,7 +110,10 @@ def _entropy_combination(
 ) -> jax.Array:
     n = z.shape[-2]
     cov = _sample_covariance(_normal_scores(z))
-    return sum(sign * _block_entropy(cov, list(dims), n, bias_correction) for sign, dims in terms)
+    return sum(
+        (sign * _block_entropy(cov, list(dims), n, bias_correction) for sign, dims in terms),
+        jnp.zeros((), z.dtype),
+    )
 
 
 def _paired(names: tuple[str, ...], *arrays: ArrayLike) -> tuple[jax.Array, tuple, jnp.dtype]:
@@ -119,21 +122,21 @@ def _paired(names: tuple[str, ...], *arrays: ArrayLike) -> tuple[jax.Array, tupl
     Returns the samples ``[..., n, sum of d]``, the sizes ``d`` of the groups and
     the result dtype; raises at trace time naming the shapes.
     """
-    arrays, dtype = nx.promote(*arrays)
-    for name, a in zip(names, arrays):
+    samples, dtype = nx.promote(*arrays)
+    for name, a in zip(names, samples):
         _check_samples(name, a)
-    if len({a.shape[-2] for a in arrays}) > 1:
-        described = ", ".join(f"{name} {a.shape}" for name, a in zip(names, arrays))
+    if len({a.shape[-2] for a in samples}) > 1:
+        described = ", ".join(f"{name} {a.shape}" for name, a in zip(names, samples))
         raise ValueError(f"inputs must hold the same number of paired samples n; got {described}")
-    arrays, _ = _broadcast_batch(**dict(zip(names, arrays)))
-    z = jnp.concatenate(arrays, axis=-1)
+    samples, _ = _broadcast_batch(**dict(zip(names, samples)))
+    z = jnp.concatenate(samples, axis=-1)
     n, d = z.shape[-2:]
     if n <= d:
         raise ValueError(
             f"need more samples than dimensions: got n = {n} and {d} dimensions in all "
-            f"(shapes {', '.join(f'{name} {a.shape}' for name, a in zip(names, arrays))})"
+            f"(shapes {', '.join(f'{name} {a.shape}' for name, a in zip(names, samples))})"
         )
-    return z, tuple(a.shape[-1] for a in arrays), dtype
+    return z, tuple(a.shape[-1] for a in samples), dtype
 
 
 def _groups(sizes: tuple[int, ...]) -> list[tuple[int, ...]]:

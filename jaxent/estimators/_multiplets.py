@@ -120,7 +120,7 @@ class _Blocks:
                 self.factors[block] = ([[]], [jax.lax.rsqrt(var)], self.log_diag[self.members[new]])
             else:
                 rows, inv_diag, logdet = self.factor(tuple(prefix))
-                row = []  # forward substitution: L_prefix row = Σ[prefix, new]
+                row: list[jax.Array] = []  # forward substitution: L_prefix row = Σ[prefix, new]
                 for m, old in enumerate(prefix):
                     acc = self.entry(old, new)
                     for q in range(m):
@@ -147,9 +147,9 @@ def _coefficients(size: int, measure: str) -> dict[tuple[int, ...], int]:
             for m in range(1, size + 1)
             for c in itertools.combinations(everything, m)
         }
-    tc = {(j,): 1 for j in everything}
+    tc: dict[tuple[int, ...], int] = {(j,): 1 for j in everything}
     tc[everything] = tc.get(everything, 0) - 1
-    dtc = {everything: -(size - 1)}
+    dtc: dict[tuple[int, ...], int] = {everything: -(size - 1)}
     for j in everything:
         others = everything[:j] + everything[j + 1 :]
         if others:
