@@ -1,0 +1,122 @@
+"""Batches sharded over simulated host devices give the single-device numbers.
+
+Each device count runs in its own Python process (``XLA_FLAGS`` must name the count
+before JAX starts), and that one process runs every check: a batch of logistic fits
+at the benchmark's size (1,000 problems, n = 500, d = 20, float32 — it deadlocked
+before the Newton solver stopped calling LAPACK's batched Cholesky), optax-solver
+fits, ``shard_map`` around ``vmap(fit)``, the batched estimators and two table
+measures. Every check runs the same jitted function on unsharded inputs and on inputs
+whose batch axis is sharded over all devices, and asserts the results are equal.
+"""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+_SCRIPT = textwrap.dedent(
+    """
+    import time
+
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    import optax
+    from jax.sharding import NamedSharding
+    from jax.sharding import PartitionSpec as P
+
+    import jaxent as je
+    from jaxent import estimators
+
+    devices = jax.device_count()
+    assert devices == DEVICES, devices
+    mesh = jax.make_mesh((devices,), ("batch",), axis_types=(jax.sharding.AxisType.Auto,))
+    rng = np.random.default_rng(0)
+
+
+    def shard(a):
+        return jax.device_put(a, NamedSharding(mesh, P("batch")))
+
+
+    def same(name, fn, *args):
+        start = time.perf_counter()
+        one = jax.block_until_ready(fn(*args))
+        middle = time.perf_counter()
+        many = jax.block_until_ready(fn(*map(shard, args)))
+        end = time.perf_counter()
+        for a, b in zip(jax.tree.leaves(one), jax.tree.leaves(many), strict=True):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=name)
+        print(f"{name}: 1 device {middle - start:.1f} s, {devices} devices {end - middle:.1f} s")
+
+
+    def logistic_problems(b, n, d):
+        x = rng.standard_normal((b, n, d)).astype(np.float32)
+        w = rng.standard_normal((b, d))
+        p = 1 / (1 + np.exp(-np.einsum("bnd,bd->bn", x, w)))
+        return x, (rng.random((b, n)) < p).astype(np.float32)
+
+
+    # The benchmark's batch of fits with the default (Newton) solver.
+    x, y = logistic_problems(1000, 500, 20)
+    same("newton 1000x500x20", jax.jit(jax.vmap(lambda a, b: je.logistic.fit(a, b, l2=1 / 500))), x, y)
+    # Multinomial Newton, an optax solver, and each device's own loop under shard_map.
+    x, y = logistic_problems(16, 40, 3)
+    labels = (np.abs(x[..., 0]) * 2).astype(np.int32) % 3
+    same("newton multinomial", jax.jit(jax.vmap(lambda a, b: je.logistic.fit(a, b, num_classes=3))), x, labels)
+    adam = jax.vmap(lambda a, b: je.logistic.fit(a, b, optimizer=optax.adam(0.1), steps=20))
+    same("optax adam", jax.jit(adam), x, y)
+    fit = jax.vmap(lambda a, b: je.logistic.fit(a, b, l2=0.1))
+    same("newton under shard_map", jax.jit(jax.shard_map(fit, mesh=mesh, in_specs=P("batch"), out_specs=P("batch"))), x, y)
+
+    # Batched estimators: 16 problems of 64 samples.
+    b, n = 16, 64
+    xs = rng.standard_normal((b, n, 2)).astype(np.float32)
+    ys = (xs[..., :1] + rng.standard_normal((b, n, 1))).astype(np.float32)
+    zs = rng.standard_normal((b, n, 1)).astype(np.float32)
+    classes = rng.integers(0, 3, (b, n)).astype(np.int32)
+    counts = rng.integers(0, 20, (b, 10)).astype(np.float32)
+    same("ksg_mutual_information", jax.jit(estimators.ksg_mutual_information), xs, ys)
+    same("kozachenko_leonenko_entropy", jax.jit(estimators.kozachenko_leonenko_entropy), xs)
+    same("knn_kl_divergence", jax.jit(estimators.knn_kl_divergence), xs, xs + 0.5)
+    same("ross_mutual_information", jax.jit(estimators.ross_mutual_information), xs, classes)
+    same("ksg_conditional_mutual_information", jax.jit(estimators.ksg_conditional_mutual_information), xs, ys, zs)
+    for method in ("plugin", "miller_madow"):
+        same(f"entropy_from_counts {method}", jax.jit(lambda c, m=method: estimators.entropy_from_counts(c, method=m)), counts)
+
+    # Table measures over a batch of distributions.
+    joint = rng.random((b, 4, 5)).astype(np.float32)
+    joint /= joint.sum(axis=(-2, -1), keepdims=True)
+    probs = joint.reshape(b, 20)
+    same("mutual_information", jax.jit(je.mutual_information), joint)
+    same("entropy", jax.jit(je.entropy), probs)
+    print("all equal")
+    """
+)
+
+
+def _run(devices: int) -> str:
+    env = dict(os.environ)
+    env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env["PYTHONPATH"] = os.pathsep.join([root, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    code = _SCRIPT.replace("DEVICES", str(devices))
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+        cwd=root,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("devices", [2, 8])
+def test_sharded_batches_match_one_device(devices):
+    out = _run(devices)
+    assert "all equal" in out
