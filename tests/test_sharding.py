@@ -6,7 +6,8 @@ at the benchmark's size (1,000 problems, n = 500, d = 20, float32 — it deadloc
 before the Newton solver stopped calling LAPACK's batched Cholesky), optax-solver
 fits, ``shard_map`` around ``vmap(fit)``, the batched estimators and two table
 measures. Every check runs the same jitted function on unsharded inputs and on inputs
-whose batch axis is sharded over all devices, and asserts the results are equal.
+whose batch axis is sharded over all devices, and asserts the results agree (to
+float32 rounding: see ``RTOL``).
 """
 
 import os
@@ -15,6 +16,12 @@ import sys
 import textwrap
 
 import pytest
+
+# Each device compiles the same per-problem code for its own slice of the batch; XLA's
+# CPU code generation (vectorization, order of reductions) depends on that slice's size,
+# so the results agree to float32 rounding (exactly on 2 devices, within 1e-7 on 8 for
+# the fits, whose weights are converged to rounding level), not always bit for bit.
+RTOL, ATOL = 1e-5, 1e-6
 
 _SCRIPT = textwrap.dedent(
     """
@@ -46,9 +53,13 @@ _SCRIPT = textwrap.dedent(
         middle = time.perf_counter()
         many = jax.block_until_ready(fn(*map(shard, args)))
         end = time.perf_counter()
+        worst = 0.0
         for a, b in zip(jax.tree.leaves(one), jax.tree.leaves(many), strict=True):
-            np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=name)
-        print(f"{name}: 1 device {middle - start:.1f} s, {devices} devices {end - middle:.1f} s")
+            a, b = np.asarray(a), np.asarray(b)
+            np.testing.assert_allclose(b, a, rtol=RTOL, atol=ATOL, err_msg=name)
+            worst = max(worst, float(np.max(np.abs(a.astype(np.float64) - b), initial=0)))
+        print(f"{name}: 1 device {middle - start:.1f} s, {devices} devices "
+              f"{end - middle:.1f} s, largest difference {worst:.1e}")
 
 
     def logistic_problems(b, n, d):
@@ -102,6 +113,7 @@ def _run(devices: int) -> str:
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env["PYTHONPATH"] = os.pathsep.join([root, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     code = _SCRIPT.replace("DEVICES", str(devices))
+    code = code.replace("RTOL", repr(RTOL)).replace("ATOL", repr(ATOL))
     result = subprocess.run(
         [sys.executable, "-c", code],
         check=False,
