@@ -214,7 +214,9 @@ def fit(
     is the most it takes; it stops once a full step was taken from a squared Newton
     decrement below :math:`4\epsilon\,(1 + |L|)`, after which further steps change
     nothing above rounding, and the remaining ``losses`` repeat the last value.
-    Under ``vmap`` the batch stops when its last member has converged. When
+    Under ``vmap`` the batch stops when its last member has converged; with the
+    batch axis sharded over devices only that flag crosses devices (see the
+    "Scaling out" page). When
     :math:`(d+1)K > 1024` the default is ``optax.lbfgs()`` for 200 steps instead.
 
     Any ``optax.GradientTransformation`` may be passed instead (``steps`` then
