@@ -93,6 +93,9 @@ def sharded(args: argparse.Namespace) -> None:
         for count in counts:
             out = os.path.join(tmp, f"fits_{count}.npz")
             env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={count}")
+            # The workers import the jaxent this process imported.
+            root = os.path.dirname(os.path.dirname(os.path.abspath(logistic.__file__)))
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
             cmd = [sys.executable, __file__, "--shard-worker", "--out", out]
             for name in ("problems", "n", "d", "C", "repeats", "seed"):
                 cmd += [f"--{name}", str(getattr(args, name))]
