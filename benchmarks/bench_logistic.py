@@ -9,6 +9,12 @@ NumPy objective. scikit-learn is timed on the first ``--sklearn-fits`` problems 
 its time per fit extrapolated.
 
     python benchmarks/bench_logistic.py [--problems 1000] [--sklearn-fits 100]
+
+``--devices 1,2,8`` instead times the jaxent fits with the batch sharded over that many
+simulated host devices (``--xla_force_host_platform_device_count``, one subprocess
+each, a ``NamedSharding`` on the batch axis), same problems, and checks that every
+device count gives the 1-device answers. Simulated devices share the machine's cores:
+the times show the partitioning overhead, not a speed-up.
 """
 
 from __future__ import annotations
@@ -16,6 +22,9 @@ from __future__ import annotations
 import argparse
 import functools
 import os
+import subprocess
+import sys
+import tempfile
 import time
 
 import jax
@@ -51,6 +60,57 @@ def median_time(fn, repeats: int) -> float:
     return float(np.median(times))
 
 
+def sharded_worker(args: argparse.Namespace) -> None:
+    """Times ``jit(vmap(fit))`` with the batch sharded over all devices; saves the fits."""
+    from jax.sharding import AxisType, NamedSharding
+    from jax.sharding import PartitionSpec as P
+
+    x, y = make_problems(args.problems, args.n, args.d, args.seed)
+    mesh = jax.make_mesh((jax.device_count(),), ("batch",), axis_types=(AxisType.Auto,))
+    batch = NamedSharding(mesh, P("batch"))
+    xj = jax.device_put(jnp.asarray(x, jnp.float32), batch)
+    yj = jax.device_put(jnp.asarray(y, jnp.float32), batch)
+    fit_all = jax.jit(jax.vmap(functools.partial(logistic.fit, l2=1.0 / (args.C * args.n))))
+    start = time.perf_counter()
+    params, _ = jax.block_until_ready(fit_all(xj, yj))
+    compile_time = time.perf_counter() - start
+    run_time = median_time(lambda: jax.block_until_ready(fit_all(xj, yj)), args.repeats)
+    np.savez(args.out, w=np.asarray(params["w"]), b=np.asarray(params["b"]))
+    print(f"{compile_time} {run_time}")
+
+
+def sharded(args: argparse.Namespace) -> None:
+    """One subprocess per device count; prints times and the largest difference."""
+    counts = [int(c) for c in args.devices.split(",")]
+    print(
+        f"{args.problems} binary problems, n={args.n}, d={args.d}, C={args.C}; jax "
+        f"{jax.__version__}, simulated host devices on {os.cpu_count()} CPU cores"
+    )
+    print("| devices | first call (compile + run) | run | largest difference from 1 device |")
+    print("| ---: | ---: | ---: | ---: |")
+    reference = None
+    with tempfile.TemporaryDirectory() as tmp:
+        for count in counts:
+            out = os.path.join(tmp, f"fits_{count}.npz")
+            env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={count}")
+            # The workers import the jaxent this process imported.
+            root = os.path.dirname(os.path.dirname(os.path.abspath(logistic.__file__)))
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
+            cmd = [sys.executable, __file__, "--shard-worker", "--out", out]
+            for name in ("problems", "n", "d", "C", "repeats", "seed"):
+                cmd += [f"--{name}", str(getattr(args, name))]
+            result = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env)
+            compile_time, run_time = map(float, result.stdout.split()[-2:])
+            fits = np.load(out)
+            fits = np.concatenate([fits["w"], fits["b"][:, None]], axis=1)
+            if reference is None:
+                reference = fits
+            diff = float(np.max(np.abs(fits - reference)))
+            print(f"| {count} | {compile_time:.2f} s | {run_time:.3f} s | {diff:.1e} |")
+            if not np.allclose(fits, reference, rtol=1e-5, atol=1e-6):
+                raise SystemExit(f"{count} devices: fits differ from the first count's")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--problems", type=int, default=1000)
@@ -60,7 +120,16 @@ def main() -> None:
     parser.add_argument("--sklearn-fits", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--devices", help="comma-separated simulated device counts, e.g. 1,2,8 (no sklearn)"
+    )
+    parser.add_argument("--shard-worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.shard_worker:
+        return sharded_worker(args)
+    if args.devices:
+        return sharded(args)
     if min(args.problems, args.n, args.d, args.sklearn_fits, args.repeats) < 1:
         parser.error("sizes, --sklearn-fits and --repeats must be positive")
     sk_fits = min(args.sklearn_fits, args.problems)

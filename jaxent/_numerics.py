@@ -237,6 +237,32 @@ def branch(index: jax.Array, branches: list[Callable[..., jax.Array]], *operands
     return result
 
 
+def _varying_axes(a) -> frozenset:
+    """The ``shard_map`` axes over which ``a`` varies (empty outside ``shard_map``)."""
+    aval = jax.typeof(a)
+    mat = getattr(aval, "mat", None)  # JAX >= 0.10; earlier releases call it ``vma``
+    return mat.varying if mat is not None else getattr(aval, "vma", frozenset())
+
+
+def varying_like(tree, *refs: jax.Array):
+    """``tree`` cast to vary over the ``shard_map`` axes that any of ``refs`` varies over.
+
+    A loop's carry must keep its type: a carry started from constants (zeros, a
+    counter) but updated from per-device data would change from device-invariant to
+    device-varying inside ``jax.shard_map``, which ``while_loop`` and ``scan`` reject.
+    Outside ``shard_map`` this returns ``tree`` unchanged.
+    """
+    axes = frozenset().union(*map(_varying_axes, refs))
+    if not axes:
+        return tree
+
+    def cast(a):
+        missing = tuple(sorted(axes - _varying_axes(a)))
+        return jax.lax.pcast(a, missing, to="varying") if missing else a
+
+    return jax.tree.map(cast, tree)
+
+
 def safe_log(x: jax.Array) -> jax.Array:
     """``log(x)`` where ``x > 0`` and 0 elsewhere, with finite derivatives everywhere."""
     pos = x > 0

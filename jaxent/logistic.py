@@ -214,7 +214,9 @@ def fit(
     is the most it takes; it stops once a full step was taken from a squared Newton
     decrement below :math:`4\epsilon\,(1 + |L|)`, after which further steps change
     nothing above rounding, and the remaining ``losses`` repeat the last value.
-    Under ``vmap`` the batch stops when its last member has converged. When
+    Under ``vmap`` the batch stops when its last member has converged; with the
+    batch axis sharded over devices only that flag crosses devices (see the
+    "Scaling out" page). When
     :math:`(d+1)K > 1024` the default is ``optax.lbfgs()`` for 200 steps instead.
 
     Any ``optax.GradientTransformation`` may be passed instead (``steps`` then
@@ -275,12 +277,16 @@ def fit(
             init(x.shape[1], num_classes, dtype=x.dtype),
             optimizer,
             steps or _OPTAX_STEPS,
+            (x, y, l2),
         )
     return jax.tree.map(lambda a: a.astype(out_dtype), result)
 
 
-def _fit_optax(objective, params: Params, optimizer, steps: int) -> tuple[Params, jax.Array]:
-    state = optimizer.init(params)
+def _fit_optax(
+    objective, params: Params, optimizer, steps: int, data: tuple[jax.Array, ...]
+) -> tuple[Params, jax.Array]:
+    # Under shard_map the carry varies over the devices, as the data do.
+    params, state = _numerics.varying_like((params, optimizer.init(params)), *data)
     # L-BFGS (and other line-search methods) keep the value and gradient at the new
     # iterate in their state; reuse them instead of evaluating twice.
     if optax.tree.get(state, "value") is not None:
@@ -337,6 +343,37 @@ def _grad_hessian(x: jax.Array, z: jax.Array, targets: jax.Array) -> tuple[jax.A
     return grad.ravel(), (hess - outer.T @ outer) / n
 
 
+def _cholesky_solve(a: jax.Array, b: jax.Array) -> jax.Array:
+    """``a^{-1} b`` for symmetric positive definite ``a`` ``[p, p]``, by Cholesky, in XLA ops.
+
+    NaN where the factorization fails. Written out instead of calling LAPACK: under
+    ``vmap`` LAPACK factors the batch in parallel tasks on the threads that also run
+    each device's program, and with the batch sharded over as many host devices as
+    there are threads every thread waits for tasks that no free thread can run (a
+    deadlock in jaxlib's CPU runtime). These loops are plain vectorized operations,
+    partitioned like the rest of the step.
+    """
+    p = a.shape[0]
+    rows = jnp.arange(p)
+
+    def column(j, chol):  # left-looking: column j from the columns before it
+        c = a[:, j] - chol @ chol[j]
+        c = jnp.where(rows >= j, c / jnp.sqrt(c[j]), 0)
+        return chol.at[:, j].set(c)
+
+    def forward(j, u):  # chol u = b
+        return u.at[j].set((b[j] - chol[j] @ u) / chol[j, j])
+
+    def backward(i, v):  # chol^T v = u
+        j = p - 1 - i
+        return v.at[j].set((u[j] - chol[:, j] @ v) / chol[j, j])
+
+    zeros_a, zeros_b = _numerics.varying_like((jnp.zeros_like(a), jnp.zeros_like(b)), a, b)
+    chol = jax.lax.fori_loop(0, p, column, zeros_a)
+    u = jax.lax.fori_loop(0, p, forward, zeros_b)
+    return jax.lax.fori_loop(0, p, backward, zeros_b)
+
+
 def _fit_newton(
     x: jax.Array, y: jax.Array, l2: jax.Array, num_classes: int, steps: int
 ) -> tuple[Params, jax.Array]:
@@ -362,8 +399,7 @@ def _fit_newton(
         hess = hess + jnp.diag(penalty)
         damping = jnp.sqrt(eps) * jnp.trace(hess) / hess.shape[0] + jnp.finfo(dtype).tiny
         hess = hess + damping * jnp.eye(hess.shape[0], dtype=dtype)
-        chol = jnp.linalg.cholesky(hess)
-        delta = -jax.scipy.linalg.cho_solve((chol, True), grad)
+        delta = -_cholesky_solve(hess, grad)
         # A failed factorization (NaN) falls back to steepest descent.
         delta = jnp.where(jnp.all(jnp.isfinite(delta)), delta, -grad).reshape(d + 1, k)
         u = x @ delta[:d] + delta[d:]
@@ -385,7 +421,8 @@ def _fit_newton(
             return t / 2, objective(theta + t / 2 * delta, z + t / 2 * u), i + 1
 
         one = jnp.ones((), dtype)
-        t, f_t, _ = jax.lax.while_loop(rejected, halve, (one, objective(theta + delta, z + u), 0))
+        start = _numerics.varying_like((one, objective(theta + delta, z + u), 0), x, y, l2, theta)
+        t, f_t, _ = jax.lax.while_loop(rejected, halve, start)
         t = jnp.where(good(t, f_t), t, 0)
         # Converged once a full step is taken from a squared decrement at rounding
         # level: with quadratic convergence the weights are then accurate to about
@@ -406,6 +443,8 @@ def _fit_newton(
     theta = jnp.zeros((d + 1, k), dtype)
     z = jnp.zeros((n, k), dtype)
     start = (0, theta, z, objective(theta, z), False, jnp.zeros((steps,), dtype))
+    # Under shard_map the carry varies over the devices from the first step on.
+    start = _numerics.varying_like(start, x, y, l2)
     i, theta, _, f, _, losses = jax.lax.while_loop(running, advance, start)
     # After convergence a step changes nothing: the remaining entries repeat f.
     losses = jnp.where(jnp.arange(steps) < i, losses, f)
