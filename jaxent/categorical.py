@@ -615,7 +615,7 @@ def chi_squared_divergence(
       The divergence, with the batch shape; ``+inf`` where some ``p_i > 0`` has
       ``q_i = 0`` (events with ``p_i = q_i = 0`` add nothing).
 
-    Example:
+    Examples:
       >>> import jaxent as je
       >>> print(f"{float(je.chi_squared_divergence([0.5, 0.5], [0.25, 0.75])):.4f}")
       0.3333
@@ -669,7 +669,7 @@ def bhattacharyya_coefficient(
     Returns:
       The coefficient in [0, 1], with the batch shape; 0 for disjoint supports.
 
-    Example:
+    Examples:
       >>> import jaxent as je
       >>> print(f"{float(je.bhattacharyya_coefficient([0.5, 0.5], [0.0, 1.0])):.4f}")
       0.7071
@@ -740,7 +740,7 @@ def bhattacharyya_distance(
       The distance, with the batch shape; ``+inf`` for disjoint supports (with
       gradient 0 there).
 
-    Example:
+    Examples:
       >>> import jaxent as je
       >>> print(f"{float(je.bhattacharyya_distance([0.5, 0.5], [0.0, 1.0], base=2)):.4f}")
       0.5000
@@ -847,7 +847,7 @@ def chernoff_information(
       The Chernoff information, with the batch shape; ``+inf`` for disjoint
       supports (with gradient 0 there).
 
-    Example:
+    Examples:
       >>> import jaxent as je
       >>> print(f"{float(je.chernoff_information([1.0, 0.0], [0.5, 0.5], base=2)):.4f}")
       1.0000

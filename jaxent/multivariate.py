@@ -141,7 +141,7 @@ def conditional_mutual_information(
     Returns:
       :math:`I(X; Y \mid Z) \ge 0`, with the shape of the batch axes.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> import jaxent as je
       >>> xor = jnp.zeros((2, 2, 2)).at[0, 0, 0].set(0.25).at[0, 1, 1].set(0.25)
@@ -188,7 +188,7 @@ def co_information(p: ArrayLike, *, axes: Axes = None, base: Base = None) -> jax
     Returns:
       The co-information, with the shape of the batch axes.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> import jaxent as je
       >>> xor = jnp.zeros((2, 2, 2)).at[0, 0, 0].set(0.25).at[0, 1, 1].set(0.25)
@@ -227,7 +227,7 @@ def total_correlation(p: ArrayLike, *, axes: Axes = None, base: Base = None) -> 
       :math:`\mathrm{TC} \ge 0`, with the shape of the batch axes (0 for one
       variable).
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> import jaxent as je
       >>> giant_bit = jnp.zeros((2, 2, 2)).at[0, 0, 0].set(0.5).at[1, 1, 1].set(0.5)
@@ -264,7 +264,7 @@ def dual_total_correlation(p: ArrayLike, *, axes: Axes = None, base: Base = None
       :math:`\mathrm{DTC} \ge 0`, with the shape of the batch axes (0 for one
       variable).
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> import jaxent as je
       >>> xor = jnp.zeros((2, 2, 2)).at[0, 0, 0].set(0.25).at[0, 1, 1].set(0.25)
@@ -299,7 +299,7 @@ def o_information(p: ArrayLike, *, axes: Axes = None, base: Base = None) -> jax.
     Returns:
       :math:`\Omega`, with the shape of the batch axes.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> import jaxent as je
       >>> xor = jnp.zeros((2, 2, 2)).at[0, 0, 0].set(0.25).at[0, 1, 1].set(0.25)
@@ -333,7 +333,7 @@ def s_information(p: ArrayLike, *, axes: Axes = None, base: Base = None) -> jax.
     Returns:
       :math:`\Sigma \ge 0`, with the shape of the batch axes.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> import jaxent as je
       >>> xor = jnp.zeros((2, 2, 2)).at[0, 0, 0].set(0.25).at[0, 1, 1].set(0.25)

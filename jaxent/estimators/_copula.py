@@ -175,7 +175,7 @@ def gaussian_copula_entropy(
       The entropy, with shape ``x.shape[:-2]`` (zero gradient: it depends on the
       ranks alone).
 
-    Example:
+    Examples:
       Independent dimensions have (nearly) the entropy of a standard normal per
       dimension, :math:`\tfrac12 (1 + \log 2\pi) = 1.419` nats:
 
@@ -227,7 +227,7 @@ def gaussian_copula_mutual_information(
       The mutual information estimate, with the broadcast batch shape (may be
       slightly negative with the bias correction).
 
-    Example:
+    Examples:
       Correlated Gaussians (correlation 0.6) seen through monotone transforms,
       against :math:`-\tfrac12 \log(1 - \rho^2) = 0.2231` nats:
 
@@ -285,7 +285,7 @@ def gaussian_copula_conditional_mutual_information(
       The conditional mutual information estimate, with the broadcast batch
       shape.
 
-    Example:
+    Examples:
       X and Y both copy Z plus independent noise: dependent, but independent
       given Z:
 

@@ -287,7 +287,7 @@ def multiplets(
       variables in increasing order, the multiplets in lexicographic order (that
       of ``itertools.combinations(range(F), size)``); ``value [M]`` the measure.
 
-    Example:
+    Examples:
       Three noisy copies of one signal are redundant; two independent signals
       with their sum are synergistic:
 
