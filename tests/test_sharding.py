@@ -4,10 +4,11 @@ Each device count runs in its own Python process (``XLA_FLAGS`` must name the co
 before JAX starts), and that one process runs every check: a batch of logistic fits
 at the benchmark's size (1,000 problems, n = 500, d = 20, float32 — it deadlocked
 before the Newton solver stopped calling LAPACK's batched Cholesky), optax-solver
-fits, ``shard_map`` around ``vmap(fit)``, the batched estimators and two table
-measures. Every check runs the same jitted function on unsharded inputs and on inputs
-whose batch axis is sharded over all devices, and asserts the results agree (to
-float32 rounding: see ``RTOL``).
+fits, ``shard_map`` around ``vmap(fit)``, the batched estimators (kNN, counts,
+Gaussian copula, multiplet scans of a batch of data sets) and table measures. Every
+check runs the same jitted function on unsharded inputs and on inputs whose batch
+axis is sharded over all devices, and asserts the results agree (to float32
+rounding: see ``RTOL``).
 """
 
 import os
@@ -106,6 +107,15 @@ _SCRIPT = textwrap.dedent(
     probs = joint.reshape(b, 20)
     same("mutual_information", jax.jit(je.mutual_information), joint)
     same("entropy", jax.jit(je.entropy), probs)
+    table = rng.random((b, 2, 3, 2)).astype(np.float32)
+    table /= table.sum(axis=(-3, -2, -1), keepdims=True)
+    same("o_information", jax.jit(lambda t: je.o_information(t, axes=(-3, -2, -1))), table)
+    same("conditional_mutual_information", jax.jit(je.conditional_mutual_information), table)
+    same("entropy_from_counts nsb", jax.jit(lambda c: estimators.entropy_from_counts(c, method="nsb")), counts)
+
+    # Gaussian-copula estimators, and multiplet scans of a batch of data sets.
+    same("gaussian_copula_mutual_information", jax.jit(estimators.gaussian_copula_mutual_information), xs, ys)
+    same("multiplets", jax.jit(jax.vmap(lambda a: estimators.multiplets(a, 3)[1])), rng.standard_normal((b, n, 5)).astype(np.float32))
     print("all equal")
     """
 )
