@@ -380,10 +380,11 @@ def softmax_parts(x: jax.Array, axis: int) -> SoftmaxParts:
     # the maximum counts partly as a tie; its exp is within 1/scale of 1 either way.
     scale = {32: 2.0**60, 64: 2.0**500}[jnp.finfo(x.dtype).bits]
     below = jnp.minimum(1, -s * scale)
-    # >= 1 (a row with no live entry has none: taken as 1, so its pieces stay finite).
-    ties = jnp.maximum(jnp.sum(1 - below, axis=axis, keepdims=True), 1)
+    # >= 1 (a row with no live entry has none: counted as 1, so its pieces stay finite).
+    empty = top == -jnp.inf
+    ties = jnp.sum(1 - below, axis=axis, keepdims=True) + empty.astype(x.dtype)
     rest = jnp.sum(e * below + (1 - below) * ((ties - 1) / ties), axis=axis, keepdims=True)
-    return SoftmaxParts(x, top == -jnp.inf, shift, s, err, e, rest, jnp.log1p(rest))
+    return SoftmaxParts(x, empty, shift, s, err, e, rest, jnp.log1p(rest))
 
 
 def sum_exp_off_top(z: jax.Array, top: jax.Array) -> tuple[jax.Array, jax.Array]:
