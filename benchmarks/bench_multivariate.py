@@ -8,6 +8,7 @@ machine's load (``os.getloadavg``, what ``uptime`` shows) before and after.
     python benchmarks/bench_multivariate.py --quick    # smaller sizes, for a smoke test
     python benchmarks/bench_multivariate.py --x64      # both libraries in float64
     python benchmarks/bench_multivariate.py --sections a   # section (a) alone
+    python benchmarks/bench_multivariate.py --sections c --dit-tables 10000  # dit on all
 
 Sections (issue 10, "Benchmark"):
 
@@ -18,6 +19,15 @@ Sections (issue 10, "Benchmark"):
 (b) All multiplets of sizes 3, 4 and 5 of F = 100 variables from n = 10,000 samples
     (161,700 + 3,921,225 + 75,287,520): jaxent's time for each size; hoi's for size 3
     alone, for scale, with the values compared.
+(c) Tables: total correlation and O-information of 10,000 random 4-variable tables
+    (4 x 4 x 4 x 4, Dirichlet(1)) in one call each (``je.total_correlation(p, base=2)``,
+    ``je.o_information(p, base=2)`` on ``p[10000, 4, 4, 4, 4]``) against dit one table
+    at a time (``dit.Distribution.from_ndarray`` and ``dit.multivariate.
+    total_correlation`` / ``o_information``, what a dit user writes). dit takes about
+    0.1 s a table, so by default it runs on the first ``--dit-tables`` (200) tables and
+    its time is scaled to 10,000 (it is linear: one table after another); its values
+    are compared with jaxent's on those tables. jaxent runs in float64 here, as dit
+    does.
 
 Both libraries run in JAX's default float32 unless ``--x64`` is given (hoi stores its
 results in float32 either way). jaxent's time is the median of a few calls after a
@@ -44,6 +54,12 @@ if "--x64" in sys.argv:
     jax.config.update("jax_enable_x64", True)
 
 import jaxent as je
+
+try:
+    import dit
+    from dit import multivariate as dit_multivariate
+except ImportError:  # dit is in the dev extra too
+    dit = dit_multivariate = None
 
 try:
     import hoi
@@ -150,6 +166,39 @@ def bench_all_multiplets(rows, args, rng):
     rows.append((f"(b) sizes 3, 4 and 5 together, n = {n:,}", "", None, None, total, None))
 
 
+def bench_tables(rows, args, rng):
+    """(c) Total correlation and O-information of 10,000 random 4 x 4 x 4 x 4 tables."""
+    count = 10_000 if not args.quick else 1_000
+    p = rng.dirichlet(np.ones(4**4), size=count).reshape(count, 4, 4, 4, 4)
+
+    def both():
+        axes = (-4, -3, -2, -1)  # the variables; the leading axis is a batch axis
+        return (
+            je.total_correlation(p, axes=axes, base=2),
+            je.o_information(p, axes=axes, base=2),
+        )
+
+    with jax.enable_x64(True):
+        first, warm, (tc, oi) = _jaxent_time(both, args.repeats)
+    case = f"(c) tables: TC and O-information of {count:,} tables 4 x 4 x 4 x 4"
+    if dit is None:
+        rows.append((case, "dit not installed", None, first, warm, None))
+        return
+    some = min(args.dit_tables, count)
+
+    def dit_both():
+        out = []
+        for table in p[:some]:
+            d = dit.Distribution.from_ndarray(table)
+            out.append((dit_multivariate.total_correlation(d), dit_multivariate.o_information(d)))
+        return np.array(out)
+
+    dit_s, want = _timed(dit_both)
+    got = np.stack([tc[:some], oi[:some]], axis=-1)
+    scaled = "" if some == count else f" ({some:,} timed, scaled to {count:,})"
+    rows.append((case, f"dit{scaled}", dit_s * count / some, first, warm, _differences(got, want)))
+
+
 def _print_table(rows):
     print("| case | peer | peer time | jaxent warm | jaxent first call | ratio | worst diff |")
     print("| --- | --- | ---: | ---: | ---: | ---: | --- |")
@@ -173,13 +222,16 @@ def main():
     parser.add_argument("--x64", action="store_true", help="float64 in both libraries")
     parser.add_argument("--skip-hoi-large", action="store_true", help="no hoi run in section (b)")
     parser.add_argument(
-        "--sections", default="ab", help="which sections to run, e.g. 'a' (default 'ab')"
+        "--dit-tables", type=int, default=200, help="tables dit computes in (c) (default 200)"
+    )
+    parser.add_argument(
+        "--sections", default="abc", help="which sections to run, e.g. 'a' (default 'abc')"
     )
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     load_before = os.getloadavg()
     rows = []
-    sections = {"a": bench_triplets, "b": bench_all_multiplets}
+    sections = {"a": bench_triplets, "b": bench_all_multiplets, "c": bench_tables}
     for section in (sections[key] for key in args.sections):
         before = len(rows)
         section(rows, args, rng)
@@ -191,6 +243,7 @@ def main():
     print(
         f"jaxent {je.__version__}, JAX {jax.__version__} on {device.platform} "
         f"({device.device_kind}), hoi {getattr(hoi, '__version__', 'absent')}, "
+        f"dit {getattr(dit, '__version__', 'absent')}, "
         f"{'float64' if args.x64 else 'float32'}, {os.cpu_count()} CPUs "
         f"({platform.processor() or platform.machine()}); load average (1, 5, 15 min) "
         f"before {', '.join(f'{v:.2f}' for v in load_before)}, "

