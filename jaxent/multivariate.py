@@ -301,7 +301,9 @@ def o_information(p: ArrayLike, *, axes: Axes = None, base: Base = None) -> jax.
        + \sum_i \big(H(X_i) - H(X_{\{1..m\} \setminus i})\big)
 
     Positive when redundancy dominates, negative when synergy does; 0 for two
-    variables. Equal to the co-information for three variables.
+    variables. Equal to the co-information for three variables. Computed as
+    :math:`\sum_i \mathrm{TC}(X_{\{1..m\} \setminus i}) - (m - 2)\,\mathrm{TC}`,
+    each total correlation a sum of mutual informations.
 
     Args:
       p: joint probabilities, an array with an axis per variable.
