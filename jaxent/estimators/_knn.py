@@ -9,8 +9,9 @@ the log of the distance to its ``k``-th nearest neighbour.
 k-th neighbour distances and neighbour counts as comparing every pair, so the
 estimates equal brute force's up to the order of floating-point sums. With
 ``method="auto"`` (the default) it is chosen from the shapes: brute force for
-small problems (up to 512 points on CPU, 4096 on accelerators, or more than 8
-dimensions), otherwise ``"sorted"``: the points are sorted and each is compared
+small problems (on CPU up to 512 points in one or two dimensions and 8192 in
+three or more; 4096 on accelerators; always beyond 8 dimensions), otherwise
+``"sorted"``: the points are sorted and each is compared
 with a fixed window of candidates, a bound along the sort coordinates proving
 that nothing outside the window is closer and the rows where the proof fails
 searched exactly (see :mod:`jaxent.estimators._search`). ``"sorted"`` costs
