@@ -141,6 +141,12 @@ def conditional_mutual_information(
     Returns:
       :math:`I(X; Y \mid Z) \ge 0`, with the shape of the batch axes.
 
+    Raises:
+      TypeError: at trace time, for ``x``, ``y`` or ``z`` naming an axis by a
+        non-integer.
+      ValueError: at trace time, for an axis out of range or named twice among
+        ``x``, ``y`` and ``z``, or an invalid ``base``.
+
     Examples:
       >>> import jax.numpy as jnp
       >>> import jaxent as je
@@ -188,6 +194,11 @@ def co_information(p: ArrayLike, *, axes: Axes = None, base: Base = None) -> jax
     Returns:
       The co-information, with the shape of the batch axes.
 
+    Raises:
+      TypeError: at trace time, for ``axes`` that name an axis by a non-integer.
+      ValueError: at trace time, for an axis out of range or named twice, ``axes``
+        that name no variable, or an invalid ``base``.
+
     Examples:
       >>> import jax.numpy as jnp
       >>> import jaxent as je
@@ -227,6 +238,11 @@ def total_correlation(p: ArrayLike, *, axes: Axes = None, base: Base = None) -> 
       :math:`\mathrm{TC} \ge 0`, with the shape of the batch axes (0 for one
       variable).
 
+    Raises:
+      TypeError: at trace time, for ``axes`` that name an axis by a non-integer.
+      ValueError: at trace time, for an axis out of range or named twice, ``axes``
+        that name no variable, or an invalid ``base``.
+
     Examples:
       >>> import jax.numpy as jnp
       >>> import jaxent as je
@@ -264,6 +280,11 @@ def dual_total_correlation(p: ArrayLike, *, axes: Axes = None, base: Base = None
       :math:`\mathrm{DTC} \ge 0`, with the shape of the batch axes (0 for one
       variable).
 
+    Raises:
+      TypeError: at trace time, for ``axes`` that name an axis by a non-integer.
+      ValueError: at trace time, for an axis out of range or named twice, ``axes``
+        that name no variable, or an invalid ``base``.
+
     Examples:
       >>> import jax.numpy as jnp
       >>> import jaxent as je
@@ -299,6 +320,11 @@ def o_information(p: ArrayLike, *, axes: Axes = None, base: Base = None) -> jax.
     Returns:
       :math:`\Omega`, with the shape of the batch axes.
 
+    Raises:
+      TypeError: at trace time, for ``axes`` that name an axis by a non-integer.
+      ValueError: at trace time, for an axis out of range or named twice, ``axes``
+        that name no variable, or an invalid ``base``.
+
     Examples:
       >>> import jax.numpy as jnp
       >>> import jaxent as je
@@ -332,6 +358,11 @@ def s_information(p: ArrayLike, *, axes: Axes = None, base: Base = None) -> jax.
 
     Returns:
       :math:`\Sigma \ge 0`, with the shape of the batch axes.
+
+    Raises:
+      TypeError: at trace time, for ``axes`` that name an axis by a non-integer.
+      ValueError: at trace time, for an axis out of range or named twice, ``axes``
+        that name no variable, or an invalid ``base``.
 
     Examples:
       >>> import jax.numpy as jnp
