@@ -1,7 +1,32 @@
-"""Shared numerics: units, dtypes, shape checks, and logs with finite gradients.
+r"""Shared numerics: units, dtypes, shape checks, and logs with finite gradients.
 
 Every measure in jaxent is built from the helpers here, so that each one gets the
 same treatment of ``0 log 0``, ``-inf`` logits, half precision and units.
+
+References:
+  D. E. Knuth, *The Art of Computer Programming*, vol. 2, *Seminumerical
+  Algorithms*, 3rd ed., Addison-Wesley, 1997, section 4.2.2 (TwoSum).
+
+  O. Møller, "Quasi double-precision in floating point addition", BIT 5, 1965.
+
+  W. Kahan, "Further remarks on reducing truncation errors", Communications of
+  the ACM 8, 1965 (compensated summation).
+
+  N. J. Higham, *Accuracy and Stability of Numerical Algorithms*, 2nd ed., SIAM,
+  2002, chapter 4 (summation) and chapter 1 (``expm1(x)/x``).
+
+  T. Ogita, S. M. Rump and S. Oishi, "Accurate sum and dot product", SIAM
+  Journal on Scientific Computing 26, 2005 (cascaded summation with TwoSum).
+
+  S. M. Rump, T. Ogita and S. Oishi, "Accurate floating-point summation part I:
+  faithful rounding", SIAM Journal on Scientific Computing 31, 2008
+  (ExtractScalar).
+
+  NIST Digital Library of Mathematical Functions, section 4.37 (inverse
+  hyperbolic functions: :math:`\log\frac{1 + u}{1 - u} = 2 \operatorname{artanh} u`).
+
+  P. Blanchard, D. J. Higham and N. J. Higham, "Accurately computing the
+  log-sum-exp and softmax functions", IMA Journal of Numerical Analysis 41, 2021.
 """
 
 from __future__ import annotations
@@ -369,6 +394,9 @@ def softmax_parts(x: jax.Array, axis: int) -> SoftmaxParts:
     such chains into one library kernel, as it does ``jax.nn.log_softmax``.
     Callers should chain their own reductions on ``rest`` too: independent sibling
     reductions of one input run several times slower there.
+
+    The shifted log-sum-exp and its error analysis: Blanchard, Higham & Higham
+    (2021), "Accurately computing the log-sum-exp and softmax functions".
     """
     top = jnp.max(x, axis=axis, keepdims=True)
     shift = jnp.maximum(top, -jnp.finfo(x.dtype).max / 8)
@@ -402,7 +430,11 @@ def sum_exp_off_top(z: jax.Array, top: jax.Array) -> tuple[jax.Array, jax.Array]
 
 
 def two_sum(a: jax.Array, b: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """``(s, e)`` with ``s = fl(a + b)`` and ``s + e = a + b`` exactly (Knuth's TwoSum)."""
+    """``(s, e)`` with ``s = fl(a + b)`` and ``s + e = a + b`` exactly (Knuth's TwoSum).
+
+    Error-free transformation of Knuth (TAOCP vol. 2, section 4.2.2) and Møller
+    (1965); no branch on the magnitudes of ``a`` and ``b``.
+    """
     s = a + b
     bv = s - a
     return s, (a - (s - bv)) + (b - bv)
@@ -458,7 +490,11 @@ def softmax_from_parts(parts: SoftmaxParts) -> jax.Array:
 
 
 def exprel(x: jax.Array) -> jax.Array:
-    """``expm1(x) / x`` with the value 1 at 0, smooth (a short series near 0)."""
+    """``expm1(x) / x`` with the value 1 at 0, smooth (a short series near 0).
+
+    (The function ``exprel`` of the GNU Scientific Library; Higham (2002),
+    chapter 1, discusses computing ``(e^x - 1)/x`` accurately.)
+    """
     small = jnp.abs(x) < 1e-3
     xs = jnp.where(small, 1, x)
     # Truncation error x^5/720 < 2e-18 relative at the cut.
@@ -547,6 +583,9 @@ def accurate_sum(x: jax.Array, axis: int, minus: jax.Array | None = None) -> jax
     once at most 64 are left, an error-free extraction adds them. No custom
     reduction, so the speed and the precision are the same on every backend.
     The error is about ``eps |sum| + eps^2 sum |x|``.
+
+    See Higham (2002), chapter 4, for summation methods and their error bounds, and
+    Kahan (1965) for compensated summation.
     """
     axis = event_axis(x.ndim, axis)
     r = jnp.moveaxis(x, axis, -1)
@@ -580,6 +619,9 @@ def kl_term(p: jax.Array, q: jax.Array, diff: jax.Array) -> jax.Array:
     above 1/3 in float32, 0.15 in float64, where the series would need more terms)
     the direct formula is accurate. ``+inf`` where ``p > 0 = q``; ``q`` where
     ``p = 0``. Value only: callers define the derivatives (``custom_jvp``).
+
+    The series is that of :math:`2 \\operatorname{artanh}(u) = \\log\\frac{1 + u}{1 - u}`
+    (NIST DLMF, section 4.37).
     """
     total = p + q
     # Expensive operations (divide, log) have one user each, so that XLA fuses the

@@ -110,10 +110,22 @@ def entropy(
       The entropy, with the batch shape (``p``'s shape without ``axis``). A
       one-hot vector has entropy exactly 0.
 
+    Raises:
+      ValueError: at trace time, for an input with no event axis, an ``axis`` out
+        of range, a ``where`` that does not broadcast against ``p``, or an invalid
+        ``base``.
+
     Examples:
       >>> import jaxent as je
       >>> print(je.entropy([[0.5, 0.5], [1.0, 0.0]], base=2))
       [1. 0.]
+
+    References:
+      C. E. Shannon, "A mathematical theory of communication", Bell System
+      Technical Journal 27, 1948.
+
+      T. M. Cover and J. A. Thomas, *Elements of Information Theory*, 2nd ed.,
+      Wiley, 2006, section 2.1.
     """
     p, axis, where, dtype = _one(p, axis, where)
     (p,) = nx.zero_outside(where, p)
@@ -144,12 +156,21 @@ def cross_entropy(
       The cross-entropy, with the batch shape; ``+inf`` where some ``p_i > 0``
       has ``q_i = 0``.
 
+    Raises:
+      ValueError: at trace time, for inputs with no event axis, an ``axis`` out of
+        range, a different number of events in ``p`` and ``q``, shapes (or a
+        ``where``) that do not broadcast, or an invalid ``base``.
+
     Examples:
       >>> import jaxent as je
       >>> p = [0, 0, 1, 0, 0, 0, 0, 0, 0, 0]
       >>> q = [0.01, 0.02, 0.75, 0.05, 0.02, 0.1, 0.001, 0.02, 0.009, 0.02]
       >>> print(f"{float(je.cross_entropy(p, q, base=2)):.5f}")
       0.41504
+
+    References:
+      T. M. Cover and J. A. Thomas, *Elements of Information Theory*, 2nd ed.,
+      Wiley, 2006, chapter 2 (:math:`H(p, q) = H(p) + D(p \| q)`).
     """
     p, q, axis, where, dtype = _two(p, q, axis, where)
     (p,) = nx.zero_outside(where, p)
@@ -186,12 +207,24 @@ def kl_divergence(
       ``q_i = 0`` (as ``scipy.stats.entropy``). The gradient in ``q_i`` is 0
       where ``p_i = 0``.
 
+    Raises:
+      ValueError: at trace time, for inputs with no event axis, an ``axis`` out of
+        range, a different number of events in ``p`` and ``q``, shapes (or a
+        ``where``) that do not broadcast, or an invalid ``base``.
+
     Examples:
       >>> import jaxent as je
       >>> print(f"{float(je.kl_divergence([0.5, 0.5], [0.5, 0.5])):.1f}")
       0.0
       >>> print(f"{float(je.kl_divergence([0.5, 0.5], [0.7, 0.3], base=2)):.5f}")
       0.12577
+
+    References:
+      S. Kullback and R. A. Leibler, "On information and sufficiency", Annals of
+      Mathematical Statistics 22, 1951.
+
+      T. M. Cover and J. A. Thomas, *Elements of Information Theory*, 2nd ed.,
+      Wiley, 2006, section 2.3.
     """
     p, q, axis, where, dtype = _two(p, q, axis, where)
     p, q = nx.zero_outside(where, p, q)
@@ -225,10 +258,19 @@ def js_divergence(
     Returns:
       The divergence, with the batch shape; always finite.
 
+    Raises:
+      ValueError: at trace time, for inputs with no event axis, an ``axis`` out of
+        range, a different number of events in ``p`` and ``q``, shapes (or a
+        ``where``) that do not broadcast, or an invalid ``base``.
+
     Examples:
       >>> import jaxent as je
       >>> print(f"{float(je.js_divergence([1.0, 0.0], [0.0, 1.0], base=2)):.1f}")
       1.0
+
+    References:
+      J. Lin, "Divergence measures based on the Shannon entropy", IEEE
+      Transactions on Information Theory 37, 1991.
     """
     p, q, axis, where, dtype = _two(p, q, axis, where)
     p, q = nx.zero_outside(where, p, q)
@@ -278,12 +320,24 @@ def renyi_entropy(
     Returns:
       The entropy, with the broadcast batch shape.
 
+    Raises:
+      ValueError: at trace time, for an input with no event axis, an ``axis`` out
+        of range, a ``where`` that does not broadcast against ``p``, or an invalid
+        ``base``.
+      ValueError: at trace time, for an ``alpha`` that does not broadcast against
+        the batch shape.
+
     Examples:
       >>> import jax.numpy as jnp
       >>> import jaxent as je
       >>> p = jnp.array([0.5, 0.25, 0.25, 0.0])
       >>> print(je.renyi_entropy(p, jnp.array([0.0, 1.0, 2.0, jnp.inf]), base=2))
       [1.5849625 1.5       1.4150375 1.       ]
+
+    References:
+      A. Rényi, "On measures of entropy and information", Proceedings of the
+      Fourth Berkeley Symposium on Mathematical Statistics and Probability,
+      vol. 1, 1961.
     """
     (p,), dtype = nx.promote(p)
     (p,), axis, where = nx.broadcast_events(axis, where, p=p)
@@ -363,12 +417,27 @@ def renyi_divergence(
       The divergence, with the broadcast batch shape; ``+inf`` for ``alpha >= 1``
       when some ``p_i > 0`` has ``q_i = 0``.
 
+    Raises:
+      ValueError: at trace time, for inputs with no event axis, an ``axis`` out of
+        range, a different number of events in ``p`` and ``q``, shapes (or a
+        ``where``) that do not broadcast, or an invalid ``base``.
+      ValueError: at trace time, for an ``alpha`` that does not broadcast against
+        the batch shape.
+
     Examples:
       >>> import jaxent as je
       >>> print(f"{float(je.renyi_divergence([0.5, 0.5], [0.25, 0.75], 1.0)):.4f}")
       0.1438
       >>> print(f"{float(je.renyi_divergence([0.5, 0.5], [0.25, 0.75], 2.0)):.4f}")
       0.2877
+
+    References:
+      A. Rényi, "On measures of entropy and information", Proceedings of the
+      Fourth Berkeley Symposium on Mathematical Statistics and Probability,
+      vol. 1, 1961.
+
+      T. van Erven and P. Harremoës, "Rényi divergence and Kullback–Leibler
+      divergence", IEEE Transactions on Information Theory 60, 2014.
     """
     p, q, axis, where, dtype = _two(p, q, axis, where)
     order = jnp.asarray(alpha, p.dtype)
@@ -453,10 +522,19 @@ def tsallis_entropy(
     Returns:
       The entropy, with the broadcast batch shape.
 
+    Raises:
+      ValueError: at trace time, for an input with no event axis, an ``axis`` out
+        of range, a ``where`` that does not broadcast against ``p``, or an
+        ``alpha`` that does not broadcast against the batch shape.
+
     Examples:
       >>> import jaxent as je
       >>> print(f"{float(je.tsallis_entropy([0.5, 0.5], 2.0)):.2f}")
       0.50
+
+    References:
+      C. Tsallis, "Possible generalization of Boltzmann–Gibbs statistics",
+      Journal of Statistical Physics 52, 1988.
     """
     (p,), dtype = nx.promote(p)
     (p,), axis, where = nx.broadcast_events(axis, where, p=p)
@@ -517,10 +595,19 @@ def total_variation(
     Returns:
       The distance in [0, 1], with the batch shape.
 
+    Raises:
+      ValueError: at trace time, for inputs with no event axis, an ``axis`` out of
+        range, a different number of events in ``p`` and ``q``, or shapes (or a
+        ``where``) that do not broadcast.
+
     Examples:
       >>> import jaxent as je
       >>> print(f"{float(je.total_variation([0.5, 0.5], [0.7, 0.3])):.2f}")
       0.20
+
+    References:
+      A. B. Tsybakov, *Introduction to Nonparametric Estimation*, Springer, 2009,
+      section 2.4.
     """
     p, q, axis, where, dtype = _two(p, q, axis, where)
     return (nx.masked_sum(jnp.abs(p - q), where, axis) / 2).astype(dtype)
@@ -565,10 +652,20 @@ def hellinger_distance(
     Returns:
       The distance in [0, 1], with the batch shape.
 
+    Raises:
+      ValueError: at trace time, for inputs with no event axis, an ``axis`` out of
+        range, a different number of events in ``p`` and ``q``, or shapes (or a
+        ``where``) that do not broadcast.
+
     Examples:
       >>> import jaxent as je
       >>> print(f"{float(je.hellinger_distance([1.0, 0.0], [0.0, 1.0])):.1f}")
       1.0
+
+    References:
+      E. Hellinger, "Neue Begründung der Theorie quadratischer Formen von
+      unendlichvielen Veränderlichen", Journal für die reine und angewandte
+      Mathematik 136, 1909.
     """
     p, q, axis, where, dtype = _two(p, q, axis, where)
     p, q = nx.zero_outside(where, p, q)
@@ -614,6 +711,11 @@ def chi_squared_divergence(
     Returns:
       The divergence, with the batch shape; ``+inf`` where some ``p_i > 0`` has
       ``q_i = 0`` (events with ``p_i = q_i = 0`` add nothing).
+
+    Raises:
+      ValueError: at trace time, for inputs with no event axis, an ``axis`` out of
+        range, a different number of events in ``p`` and ``q``, or shapes (or a
+        ``where``) that do not broadcast.
 
     Examples:
       >>> import jaxent as je
@@ -668,6 +770,11 @@ def bhattacharyya_coefficient(
 
     Returns:
       The coefficient in [0, 1], with the batch shape; 0 for disjoint supports.
+
+    Raises:
+      ValueError: at trace time, for inputs with no event axis, an ``axis`` out of
+        range, a different number of events in ``p`` and ``q``, or shapes (or a
+        ``where``) that do not broadcast.
 
     Examples:
       >>> import jaxent as je
@@ -739,6 +846,11 @@ def bhattacharyya_distance(
     Returns:
       The distance, with the batch shape; ``+inf`` for disjoint supports (with
       gradient 0 there).
+
+    Raises:
+      ValueError: at trace time, for inputs with no event axis, an ``axis`` out of
+        range, a different number of events in ``p`` and ``q``, shapes (or a
+        ``where``) that do not broadcast, or an invalid ``base``.
 
     Examples:
       >>> import jaxent as je
@@ -846,6 +958,11 @@ def chernoff_information(
     Returns:
       The Chernoff information, with the batch shape; ``+inf`` for disjoint
       supports (with gradient 0 there).
+
+    Raises:
+      ValueError: at trace time, for inputs with no event axis, an ``axis`` out of
+        range, a different number of events in ``p`` and ``q``, shapes (or a
+        ``where``) that do not broadcast, or an invalid ``base``.
 
     Examples:
       >>> import jaxent as je

@@ -215,6 +215,11 @@ def checked(fn: Callable, *, tol: float | None = None) -> Callable:
       The checked function. It raises ``checkify.JaxRuntimeError`` (a
       ``ValueError``) whose message names the argument and the problem.
 
+    Raises:
+      TypeError: for an ``fn`` that is not a jaxent function (one that declares
+        its arguments with ``expects``). The checked function raises as described
+        under Returns.
+
     Examples:
       >>> import jaxent as je
       >>> safe_kl = je.checked(je.kl_divergence)

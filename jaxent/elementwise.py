@@ -25,10 +25,20 @@ def surprisal(p: ArrayLike, *, base: Base = None) -> jax.Array:
     Returns:
       ``-log p`` with the shape of ``p``; ``+inf`` where ``p == 0``.
 
+    Raises:
+      ValueError: at trace time, for an invalid ``base``.
+
     Examples:
       >>> import jaxent as je
       >>> print(je.surprisal([0.5, 0.25, 1.0], base=2))
       [1. 2. 0.]
+
+    References:
+      C. E. Shannon, "A mathematical theory of communication", Bell System
+      Technical Journal 27, 1948.
+
+      T. M. Cover and J. A. Thomas, *Elements of Information Theory*, 2nd ed.,
+      Wiley, 2006, chapter 2.
     """
     (p,), dtype = nx.promote(p)
     return nx.to_units(0 - jnp.log(p), base).astype(dtype)  # +0.0 at p = 1
@@ -50,10 +60,17 @@ def binary_entropy(p: ArrayLike, *, base: Base = None) -> jax.Array:
     Returns:
       The entropy, with the shape of ``p``.
 
+    Raises:
+      ValueError: at trace time, for an invalid ``base``.
+
     Examples:
       >>> import jaxent as je
       >>> print(je.binary_entropy([0.5, 1.0, 0.0], base="bits"))
       [1. 0. 0.]
+
+    References:
+      T. M. Cover and J. A. Thomas, *Elements of Information Theory*, 2nd ed.,
+      Wiley, 2006, section 2.1.
     """
     (p,), dtype = nx.promote(p)
     h = 0 - nx.xlogy(p, p) - nx.xlog1my(1 - p, p)  # 0 - ...: H(1) is +0.0, not -0.0
@@ -108,10 +125,18 @@ def binary_cross_entropy(p: ArrayLike, q: ArrayLike, *, base: Base = None) -> ja
       The cross-entropy, with the broadcast shape; ``+inf`` where ``q`` puts
       probability 0 on an outcome that ``p`` makes possible.
 
+    Raises:
+      ValueError: at trace time, for shapes of ``p`` and ``q`` that do not
+        broadcast, or an invalid ``base``.
+
     Examples:
       >>> import jaxent as je
       >>> print(f"{float(je.binary_cross_entropy(0.5, 0.7, base=2)):.5f}")
       1.12577
+
+    References:
+      T. M. Cover and J. A. Thomas, *Elements of Information Theory*, 2nd ed.,
+      Wiley, 2006, chapter 2.
     """
     (p, q), dtype = nx.promote(p, q)
     p, q = nx.broadcast_all(p=p, q=q)
@@ -135,10 +160,21 @@ def binary_kl_divergence(p: ArrayLike, q: ArrayLike, *, base: Base = None) -> ja
     Returns:
       The divergence (>= 0), with the broadcast shape; ``+inf`` on support mismatch.
 
+    Raises:
+      ValueError: at trace time, for shapes of ``p`` and ``q`` that do not
+        broadcast, or an invalid ``base``.
+
     Examples:
       >>> import jaxent as je
       >>> print(f"{float(je.binary_kl_divergence(0.5, 0.7, base=2)):.5f}")
       0.12577
+
+    References:
+      S. Kullback and R. A. Leibler, "On information and sufficiency", Annals of
+      Mathematical Statistics 22, 1951.
+
+      T. M. Cover and J. A. Thomas, *Elements of Information Theory*, 2nd ed.,
+      Wiley, 2006, section 2.3.
     """
     (p, q), dtype = nx.promote(p, q)
     p, q = nx.broadcast_all(p=p, q=q)

@@ -247,6 +247,14 @@ def mutual_info_regression(
       The estimated mutual information of each feature with ``y``, a NumPy
       float64 array ``[n_features]``.
 
+    Raises:
+      TypeError: for an ``n_neighbors`` that is not an integer.
+      ValueError: for an ``n_neighbors`` below 1 or not below the number of
+        samples, ``X`` that is not 2-D, ``y`` that is not 1-D (or ``[n, 1]``),
+        different numbers of samples in ``X`` and ``y``, an invalid
+        ``discrete_features``, a sparse ``X`` with continuous features, or a
+        ``random_state`` that cannot seed a ``numpy.random.RandomState``.
+
     Examples:
       The same numbers as scikit-learn with the same ``random_state``:
 
@@ -316,6 +324,14 @@ def mutual_info_classif(
     Returns:
       The estimated mutual information of each feature with ``y``, a NumPy
       float64 array ``[n_features]``.
+
+    Raises:
+      TypeError: for an ``n_neighbors`` that is not an integer.
+      ValueError: for an ``n_neighbors`` below 1 or not below the number of
+        samples, ``X`` that is not 2-D, ``y`` that is not 1-D (or ``[n, 1]``),
+        different numbers of samples in ``X`` and ``y``, an invalid
+        ``discrete_features``, a sparse ``X`` with continuous features, or a
+        ``random_state`` that cannot seed a ``numpy.random.RandomState``.
 
     Examples:
       Feature selection on scikit-learn's wine data, as with scikit-learn's

@@ -39,11 +39,19 @@ def gaussian_entropy(cov: ArrayLike, *, base: Base = None) -> jax.Array:
     Returns:
       The entropy, with shape ``cov.shape[:-2]`` (may be negative).
 
+    Raises:
+      ValueError: at trace time, for a ``cov`` that is not ``[..., d, d]``, or an
+        invalid ``base``.
+
     Examples:
       >>> import jax.numpy as jnp
       >>> import jaxent as je
       >>> print(f"{float(je.gaussian_entropy(jnp.eye(1))):.6f}")
       1.418939
+
+    References:
+      T. M. Cover and J. A. Thomas, *Elements of Information Theory*, 2nd ed.,
+      Wiley, 2006, chapter 8.
     """
     (cov,), dtype = nx.promote(cov)
     _check_cov("cov", cov)
@@ -81,12 +89,23 @@ def gaussian_kl_divergence(
     Returns:
       The divergence, with the broadcast batch shape.
 
+    Raises:
+      ValueError: at trace time, for a covariance that is not ``[..., d, d]``, a
+        mean or ``cov_q`` whose dimension differs from ``cov_p``'s, batch shapes
+        that do not broadcast, or an invalid ``base``.
+
     Examples:
       >>> import jax.numpy as jnp
       >>> import jaxent as je
       >>> kl = je.gaussian_kl_divergence(jnp.zeros(2), jnp.eye(2), jnp.ones(2), jnp.eye(2))
       >>> print(f"{float(kl):.3f}")
       1.000
+
+    References:
+      S. Kullback, *Information Theory and Statistics*, Wiley, 1959.
+
+      L. Pardo, *Statistical Inference Based on Divergence Measures*, Chapman &
+      Hall/CRC, 2006.
     """
     (mp, cp, mq, cq), dtype = nx.promote(mean_p, cov_p, mean_q, cov_q)
     _check_cov("cov_p", cp)

@@ -45,10 +45,18 @@ def joint_entropy(pxy: ArrayLike, *, base: Base = None) -> jax.Array:
     Returns:
       The entropy, with shape ``pxy.shape[:-2]``.
 
+    Raises:
+      ValueError: at trace time, for a ``pxy`` with fewer than two axes, or an
+        invalid ``base``.
+
     Examples:
       >>> import jaxent as je
       >>> print(je.joint_entropy([[0.25, 0.25], [0.25, 0.25]], base=2))
       2.0
+
+    References:
+      T. M. Cover and J. A. Thomas, *Elements of Information Theory*, 2nd ed.,
+      Wiley, 2006, section 2.2.
     """
     pxy, dtype = _table(pxy)
     h = entropy(pxy.reshape(pxy.shape[:-2] + (-1,)))
@@ -68,10 +76,18 @@ def conditional_entropy(pxy: ArrayLike, *, base: Base = None) -> jax.Array:
     Returns:
       ``H(Y|X)``, with shape ``pxy.shape[:-2]``.
 
+    Raises:
+      ValueError: at trace time, for a ``pxy`` with fewer than two axes, or an
+        invalid ``base``.
+
     Examples:
       >>> import jaxent as je
       >>> print(je.conditional_entropy([[0.5, 0.0], [0.25, 0.25]], base=2))
       0.5
+
+    References:
+      T. M. Cover and J. A. Thomas, *Elements of Information Theory*, 2nd ed.,
+      Wiley, 2006, section 2.2.
     """
     pxy, dtype = _table(pxy)
     return nx.to_units(_conditional(pxy), base).astype(dtype)
@@ -95,10 +111,18 @@ def mutual_information(pxy: ArrayLike, *, base: Base = None) -> jax.Array:
     Returns:
       ``I(X;Y)``, with shape ``pxy.shape[:-2]``.
 
+    Raises:
+      ValueError: at trace time, for a ``pxy`` with fewer than two axes, or an
+        invalid ``base``.
+
     Examples:
       >>> import jaxent as je
       >>> print(je.mutual_information([[0.5, 0.0], [0.0, 0.5]], base=2))
       1.0
+
+    References:
+      T. M. Cover and J. A. Thomas, *Elements of Information Theory*, 2nd ed.,
+      Wiley, 2006, sections 2.3–2.4.
     """
     pxy, dtype = _table(pxy)
     # sum_x p(x) D(p(y|x) || p(y)): no product p(x) p(y) that could underflow.
@@ -122,11 +146,19 @@ def pointwise_mutual_information(pxy: ArrayLike, *, base: Base = None) -> jax.Ar
     Returns:
       An array with the shape of ``pxy``; ``-inf`` wherever ``p(x, y) = 0``.
 
+    Raises:
+      ValueError: at trace time, for a ``pxy`` with fewer than two axes, or an
+        invalid ``base``.
+
     Examples:
       >>> import jaxent as je
       >>> print(je.pointwise_mutual_information([[0.5, 0.0], [0.0, 0.5]], base=2))
       [[  1. -inf]
        [-inf   1.]]
+
+    References:
+      K. W. Church and P. Hanks, "Word association norms, mutual information, and
+      lexicography", Computational Linguistics 16, 1990.
     """
     pxy, dtype = _table(pxy)
     px = jnp.sum(pxy, axis=-1, keepdims=True)
@@ -150,10 +182,18 @@ def variation_of_information(pxy: ArrayLike, *, base: Base = None) -> jax.Array:
     Returns:
       ``VI``, with shape ``pxy.shape[:-2]``.
 
+    Raises:
+      ValueError: at trace time, for a ``pxy`` with fewer than two axes, or an
+        invalid ``base``.
+
     Examples:
       >>> import jaxent as je
       >>> print(je.variation_of_information([[0.25, 0.25], [0.25, 0.25]], base=2))
       2.0
+
+    References:
+      M. Meilă, "Comparing clusterings—an information based distance", Journal of
+      Multivariate Analysis 98, 2007.
     """
     pxy, dtype = _table(pxy)
     vi = _conditional(pxy) + _conditional(jnp.swapaxes(pxy, -1, -2))
@@ -189,10 +229,23 @@ def normalized_mutual_information(
     Returns:
       NMI in [0, 1], with shape ``pxy.shape[:-2]``.
 
+    Raises:
+      ValueError: at trace time, for an unknown ``average``, or a ``pxy`` with
+        fewer than two axes.
+
     Examples:
       >>> import jaxent as je
       >>> print(je.normalized_mutual_information([[0.5, 0.0], [0.0, 0.5]]))
       1.0
+
+    References:
+      A. Strehl and J. Ghosh, "Cluster ensembles — a knowledge reuse framework
+      for combining multiple partitions", Journal of Machine Learning Research 3,
+      2002.
+
+      N. X. Vinh, J. Epps and J. Bailey, "Information theoretic measures for
+      clusterings comparison: variants, properties, normalization and correction
+      for chance", Journal of Machine Learning Research 11, 2010.
     """
     if average not in _AVERAGES:
         raise ValueError(f"average must be one of {_AVERAGES}; got {average!r}")

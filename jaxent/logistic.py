@@ -49,6 +49,10 @@ def init(num_features: int, num_classes: int = 2, *, dtype: DTypeLike = jnp.floa
       ``{"w": zeros([d]), "b": zeros([])}`` for binary,
       ``{"w": zeros([d, K]), "b": zeros([K])}`` otherwise.
 
+    Raises:
+      ValueError: for a ``num_classes`` that is not an integer >= 2, or a
+        ``num_features`` that is not a positive integer.
+
     Examples:
       >>> from jaxent import logistic
       >>> {k: v.shape for k, v in logistic.init(3).items()}
@@ -95,12 +99,23 @@ def predict_proba(params: Params, x: ArrayLike) -> jax.Array:
       ``[n]`` probabilities of class 1 for binary parameters, ``[n, K]`` class
       probabilities otherwise.
 
+    Raises:
+      ValueError: at trace time, for ``x`` that is not ``[..., d]`` with ``d`` the
+        first size of ``params["w"]`` (or a ``w`` that is not 1-D or 2-D).
+
     Examples:
       >>> import jax.numpy as jnp
       >>> from jaxent import logistic
       >>> params = {"w": jnp.array([1.0, -1.0]), "b": jnp.array(0.5)}
       >>> print(logistic.predict_proba(params, jnp.array([[1.0, 0.0], [0.0, 3.0]])).round(4))
       [0.8176 0.0759]
+
+    References:
+      D. R. Cox, "The regression analysis of binary sequences", Journal of the
+      Royal Statistical Society B 20, 1958.
+
+      T. Hastie, R. Tibshirani and J. Friedman, *The Elements of Statistical
+      Learning*, 2nd ed., Springer, 2009, section 4.4.
     """
     z = _logits(params, x)
     if jnp.ndim(params["w"]) == 1:
@@ -175,12 +190,24 @@ def loss(params: Params, x: ArrayLike, y: ArrayLike, *, l2: ArrayLike = 0.0) -> 
     Returns:
       A scalar in the parameters' dtype.
 
+    Raises:
+      ValueError: for ``x`` that does not match ``params["w"]``, ``y`` not shaped
+        ``[n]``, or (outside ``jit`` and ``vmap``) labels out of range.
+      TypeError: for multinomial labels of a non-integer dtype.
+
     Examples:
       >>> import jax.numpy as jnp
       >>> from jaxent import logistic
       >>> x = jnp.array([[0.0, 1.0], [1.0, 0.0]])
       >>> print(f"{logistic.loss(logistic.init(2), x, jnp.array([0, 1])):.4f}")
       0.6931
+
+    References:
+      D. R. Cox, "The regression analysis of binary sequences", Journal of the
+      Royal Statistical Society B 20, 1958.
+
+      T. Hastie, R. Tibshirani and J. Friedman, *The Elements of Statistical
+      Learning*, 2nd ed., Springer, 2009, section 4.4.
     """
     z = _logits(params, x)
     binary = jnp.ndim(params["w"]) == 1
@@ -245,6 +272,12 @@ def fit(
       ``(params, losses)``: the fitted parameters and ``[steps]`` objective values,
       ``losses[i]`` after step ``i``.
 
+    Raises:
+      ValueError: for a ``num_classes`` that is not an integer >= 2, a ``steps``
+        that is not a positive integer or None, ``x`` that is not ``[n, d]``, ``y``
+        not shaped ``[n]``, or (outside ``jit`` and ``vmap``) labels out of range.
+      TypeError: for multinomial labels of a non-integer dtype.
+
     Examples:
       >>> import jax.numpy as jnp
       >>> from jaxent import logistic
@@ -253,6 +286,16 @@ def fit(
       >>> params, losses = logistic.fit(x, y, l2=0.1)
       >>> print(f"{losses[-1]:.4f}", params["w"].round(3))
       0.5196 [0.898]
+
+    References:
+      D. R. Cox, "The regression analysis of binary sequences", Journal of the
+      Royal Statistical Society B 20, 1958.
+
+      T. Hastie, R. Tibshirani and J. Friedman, *The Elements of Statistical
+      Learning*, 2nd ed., Springer, 2009, section 4.4.
+
+      J. Nocedal and S. J. Wright, *Numerical Optimization*, 2nd ed., Springer,
+      2006 (Newton's method, backtracking line search, the Armijo condition).
     """
     _check_num_classes(num_classes)
     if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):

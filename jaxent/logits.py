@@ -73,11 +73,23 @@ def entropy_from_logits(
     Returns:
       The entropy, with the batch shape.
 
+    Raises:
+      ValueError: at trace time, for logits with no event axis, an ``axis`` out of
+        range, a ``where`` that does not broadcast, or an invalid ``base``.
+
     Examples:
       >>> import jax.numpy as jnp
       >>> import jaxent as je
       >>> print(je.entropy_from_logits(jnp.array([[0.0, 0.0], [0.0, -jnp.inf]]), base=2))
       [1. 0.]
+
+    References:
+      T. M. Cover and J. A. Thomas, *Elements of Information Theory*, 2nd ed.,
+      Wiley, 2006, section 2.1.
+
+      P. Blanchard, D. J. Higham and N. J. Higham, "Accurately computing the
+      log-sum-exp and softmax functions", IMA Journal of Numerical Analysis 41,
+      2021 (the log-softmax).
     """
     (z,), axis, where, dtype = _logits_events(axis, where, logits=logits)
     if z.shape[axis] == 0:
@@ -163,10 +175,23 @@ def cross_entropy_from_logits(
       The cross-entropy, with the batch shape; ``+inf`` where some ``p_i > 0``
       has a ``-inf`` logit.
 
+    Raises:
+      ValueError: at trace time, for inputs with no event axis, an ``axis`` out of
+        range, a different number of events in the two inputs, shapes (or a
+        ``where``) that do not broadcast, or an invalid ``base``.
+
     Examples:
       >>> import jaxent as je
       >>> print(f"{float(je.cross_entropy_from_logits([0.0, 1.0], [0.0, 20.0])):.6g}")
       2.06115e-09
+
+    References:
+      T. M. Cover and J. A. Thomas, *Elements of Information Theory*, 2nd ed.,
+      Wiley, 2006, chapter 2.
+
+      P. Blanchard, D. J. Higham and N. J. Higham, "Accurately computing the
+      log-sum-exp and softmax functions", IMA Journal of Numerical Analysis 41,
+      2021 (the log-softmax).
     """
     (p, z), axis, where, dtype = _logits_events(axis, where, p=p, logits=logits)
     if z.shape[axis] == 0:
@@ -263,10 +288,23 @@ def kl_divergence_from_logits(
       The divergence (>= 0), with the batch shape; ``+inf`` where ``P`` puts
       mass on an event with a ``-inf`` logit in ``Q``.
 
+    Raises:
+      ValueError: at trace time, for inputs with no event axis, an ``axis`` out of
+        range, a different number of events in the two inputs, shapes (or a
+        ``where``) that do not broadcast, or an invalid ``base``.
+
     Examples:
       >>> import jaxent as je
       >>> print(f"{float(je.kl_divergence_from_logits([0.0, 0.0], [0.0, 0.0])):.1f}")
       0.0
+
+    References:
+      S. Kullback and R. A. Leibler, "On information and sufficiency", Annals of
+      Mathematical Statistics 22, 1951.
+
+      P. Blanchard, D. J. Higham and N. J. Higham, "Accurately computing the
+      log-sum-exp and softmax functions", IMA Journal of Numerical Analysis 41,
+      2021 (the log-softmax).
     """
     (zp, zq), axis, where, dtype = _logits_events(axis, where, p_logits=p_logits, q_logits=q_logits)
     if zp.shape[axis] == 0:

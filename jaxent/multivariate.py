@@ -153,6 +153,12 @@ def conditional_mutual_information(
     Returns:
       :math:`I(X; Y \mid Z) \ge 0`, with the shape of the batch axes.
 
+    Raises:
+      TypeError: at trace time, for ``x``, ``y`` or ``z`` naming an axis by a
+        non-integer.
+      ValueError: at trace time, for an axis out of range or named twice among
+        ``x``, ``y`` and ``z``, or an invalid ``base``.
+
     Examples:
       >>> import jax.numpy as jnp
       >>> import jaxent as je
@@ -200,6 +206,11 @@ def co_information(p: ArrayLike, *, axes: Axes = None, base: Base = None) -> jax
     Returns:
       The co-information, with the shape of the batch axes.
 
+    Raises:
+      TypeError: at trace time, for ``axes`` that name an axis by a non-integer.
+      ValueError: at trace time, for an axis out of range or named twice, ``axes``
+        that name no variable, or an invalid ``base``.
+
     Examples:
       >>> import jax.numpy as jnp
       >>> import jaxent as je
@@ -239,6 +250,11 @@ def total_correlation(p: ArrayLike, *, axes: Axes = None, base: Base = None) -> 
       :math:`\mathrm{TC} \ge 0`, with the shape of the batch axes (0 for one
       variable).
 
+    Raises:
+      TypeError: at trace time, for ``axes`` that name an axis by a non-integer.
+      ValueError: at trace time, for an axis out of range or named twice, ``axes``
+        that name no variable, or an invalid ``base``.
+
     Examples:
       >>> import jax.numpy as jnp
       >>> import jaxent as je
@@ -275,6 +291,11 @@ def dual_total_correlation(p: ArrayLike, *, axes: Axes = None, base: Base = None
     Returns:
       :math:`\mathrm{DTC} \ge 0`, with the shape of the batch axes (0 for one
       variable).
+
+    Raises:
+      TypeError: at trace time, for ``axes`` that name an axis by a non-integer.
+      ValueError: at trace time, for an axis out of range or named twice, ``axes``
+        that name no variable, or an invalid ``base``.
 
     Examples:
       >>> import jax.numpy as jnp
@@ -313,6 +334,11 @@ def o_information(p: ArrayLike, *, axes: Axes = None, base: Base = None) -> jax.
     Returns:
       :math:`\Omega`, with the shape of the batch axes.
 
+    Raises:
+      TypeError: at trace time, for ``axes`` that name an axis by a non-integer.
+      ValueError: at trace time, for an axis out of range or named twice, ``axes``
+        that name no variable, or an invalid ``base``.
+
     Examples:
       >>> import jax.numpy as jnp
       >>> import jaxent as je
@@ -344,6 +370,11 @@ def s_information(p: ArrayLike, *, axes: Axes = None, base: Base = None) -> jax.
 
     Returns:
       :math:`\Sigma \ge 0`, with the shape of the batch axes.
+
+    Raises:
+      TypeError: at trace time, for ``axes`` that name an axis by a non-integer.
+      ValueError: at trace time, for an axis out of range or named twice, ``axes``
+        that name no variable, or an invalid ``base``.
 
     Examples:
       >>> import jax.numpy as jnp

@@ -175,6 +175,10 @@ def gaussian_copula_entropy(
       The entropy, with shape ``x.shape[:-2]`` (zero gradient: it depends on the
       ranks alone).
 
+    Raises:
+      ValueError: at trace time, for ``x`` that is not ``[..., n, d]`` with
+        ``d >= 1``, ``n <= d``, or an invalid ``base``.
+
     Examples:
       Independent dimensions have (nearly) the entropy of a standard normal per
       dimension, :math:`\tfrac12 (1 + \log 2\pi) = 1.419` nats:
@@ -226,6 +230,12 @@ def gaussian_copula_mutual_information(
     Returns:
       The mutual information estimate, with the broadcast batch shape (may be
       slightly negative with the bias correction).
+
+    Raises:
+      ValueError: at trace time, for samples that are not ``[..., n, d]`` with
+        ``d >= 1``, inputs with different numbers of samples ``n`` or batch axes
+        that do not broadcast, no more samples than dimensions in all, or an
+        invalid ``base``.
 
     Examples:
       Correlated Gaussians (correlation 0.6) seen through monotone transforms,
@@ -284,6 +294,12 @@ def gaussian_copula_conditional_mutual_information(
     Returns:
       The conditional mutual information estimate, with the broadcast batch
       shape.
+
+    Raises:
+      ValueError: at trace time, for samples that are not ``[..., n, d]`` with
+        ``d >= 1``, inputs with different numbers of samples ``n`` or batch axes
+        that do not broadcast, no more samples than dimensions in all, or an
+        invalid ``base``.
 
     Examples:
       X and Y both copy Z plus independent noise: dependent, but independent

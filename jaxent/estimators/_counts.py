@@ -268,6 +268,10 @@ def entropy_from_counts(
       James–Stein estimate once :math:`N \ge 2`).
       Differentiable in float counts.
 
+    Raises:
+      ValueError: at trace time, for an unknown ``method``, an ``axis`` out of
+        range, or an invalid ``base``.
+
     Examples:
       >>> import jaxent as je
       >>> counts = [4, 2, 3, 0, 2, 4, 0, 0, 2, 1, 1]

@@ -287,6 +287,12 @@ def multiplets(
       variables in increasing order, the multiplets in lexicographic order (that
       of ``itertools.combinations(range(F), size)``); ``value [M]`` the measure.
 
+    Raises:
+      ValueError: at trace time, for an unknown ``measure`` or ``method``, ``x``
+        that is not ``[n, F]``, a ``size`` that is not a concrete integer from 1 to
+        ``F``, ``n <= size``, more multiplets than int32 can number, or an invalid
+        ``base``.
+
     Examples:
       Three noisy copies of one signal are redundant; two independent signals
       with their sum are synergistic:

@@ -221,6 +221,14 @@ def fused_linear_cross_entropy(
       ``labels``, for ``"none"``. In the floating dtype of ``hidden`` and
       ``weight`` promoted together.
 
+    Raises:
+      TypeError: at trace time, for ``hidden`` or ``weight`` of a non-floating
+        dtype, ``labels`` of a non-integer dtype, or a non-boolean ``where``.
+      ValueError: at trace time, for shapes other than ``hidden [..., D]``,
+        ``weight [D, V]`` (``V >= 1``) and ``labels`` (and ``where``) shaped like
+        ``hidden`` without its last axis, an unknown ``reduction``, or a
+        ``chunk_size`` that is not a positive int or None.
+
     Examples:
       >>> import jax
       >>> import jax.numpy as jnp

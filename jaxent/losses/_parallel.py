@@ -50,6 +50,12 @@ def vocab_parallel_cross_entropy(
       The loss per example, shaped like ``labels`` and the same on every device
       along ``axis_name``, in ``logits``' dtype.
 
+    Raises:
+      TypeError: at trace time, for ``logits`` of a non-floating dtype or
+        ``labels`` of a non-integer dtype.
+      ValueError: at trace time, for scalar ``logits`` or ``labels`` not shaped
+        like ``logits`` without the class axis.
+
     Examples:
       >>> import jax
       >>> import jax.numpy as jnp

@@ -41,6 +41,11 @@ def sigmoid_binary_cross_entropy(
     Returns:
       The loss per element, of the broadcast shape, in ``logits``' dtype.
 
+    Raises:
+      TypeError: at trace time, for ``logits`` of a non-floating dtype.
+      ValueError: at trace time, for ``logits``, ``labels`` and ``pos_weight``
+        whose shapes do not broadcast.
+
     Examples:
       >>> import jax.numpy as jnp
       >>> from jaxent import losses
@@ -50,6 +55,10 @@ def sigmoid_binary_cross_entropy(
       [0.1269 1.3133 0.6931]
       >>> print(losses.sigmoid_binary_cross_entropy(logits, labels, pos_weight=2.0).round(4))
       [0.2539 2.6265 0.6931]
+
+    References:
+      I. Goodfellow, Y. Bengio and A. Courville, *Deep Learning*, MIT Press,
+      2016, section 6.2.2 (sigmoid units).
     """
     logits = jnp.asarray(logits)
     if not jnp.issubdtype(logits.dtype, jnp.floating):

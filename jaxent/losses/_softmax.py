@@ -126,6 +126,14 @@ def softmax_cross_entropy(
       The loss per example: the broadcast shape without ``axis``, in ``logits``'
       dtype.
 
+    Raises:
+      TypeError: at trace time, for ``logits`` of a non-floating dtype, or an
+        ``axis`` that is neither an int nor a tuple of ints.
+      ValueError: at trace time, for scalar ``logits``, a ``label_smoothing``
+        (Python number) outside ``[0, 1]``, an ``axis`` out of range or repeated,
+        ``labels`` with a different number of classes or a shape that does not
+        broadcast, or a ``where`` that does not fit ``logits``.
+
     Examples:
       >>> import jax.numpy as jnp
       >>> from jaxent import losses
@@ -137,6 +145,18 @@ def softmax_cross_entropy(
       [0.3995 2.8051]
       >>> print(losses.softmax_cross_entropy(logits, labels, where=jnp.array([True, False])))
       [0.2761 0.    ]
+
+    References:
+      I. Goodfellow, Y. Bengio and A. Courville, *Deep Learning*, MIT Press,
+      2016, section 6.2.2 (softmax units).
+
+      C. Szegedy, V. Vanhoucke, S. Ioffe, J. Shlens and Z. Wojna, "Rethinking
+      the Inception architecture for computer vision", CVPR 2016 (label
+      smoothing).
+
+      P. Blanchard, D. J. Higham and N. J. Higham, "Accurately computing the
+      log-sum-exp and softmax functions", IMA Journal of Numerical Analysis 41,
+      2021.
     """
     logits = _floating_logits(logits)
     labels = jnp.asarray(labels, logits.dtype)
@@ -267,6 +287,15 @@ def softmax_cross_entropy_with_integer_labels(
     Returns:
       The loss per example, shaped like ``labels``, in ``logits``' dtype.
 
+    Raises:
+      TypeError: at trace time, for ``logits`` of a non-floating dtype, ``labels``
+        of a non-integer dtype, or an ``axis`` that is neither an int nor a tuple of
+        ints.
+      ValueError: at trace time, for scalar ``logits``, a ``label_smoothing``
+        (Python number) outside ``[0, 1]``, an ``axis`` out of range or repeated,
+        ``labels`` not shaped like ``logits`` without the class axis, or a
+        ``where`` that does not fit ``logits``.
+
     Examples:
       >>> import jax.numpy as jnp
       >>> from jaxent import losses
@@ -277,6 +306,18 @@ def softmax_cross_entropy_with_integer_labels(
       >>> print(losses.softmax_cross_entropy_with_integer_labels(
       ...     logits, jnp.array([0, 3])).round(4))
       [0.2761 nan]
+
+    References:
+      I. Goodfellow, Y. Bengio and A. Courville, *Deep Learning*, MIT Press,
+      2016, section 6.2.2 (softmax units).
+
+      C. Szegedy, V. Vanhoucke, S. Ioffe, J. Shlens and Z. Wojna, "Rethinking
+      the Inception architecture for computer vision", CVPR 2016 (label
+      smoothing).
+
+      P. Blanchard, D. J. Higham and N. J. Higham, "Accurately computing the
+      log-sum-exp and softmax functions", IMA Journal of Numerical Analysis 41,
+      2021.
     """
     logits = _floating_logits(logits)
     labels = jnp.asarray(labels)
