@@ -46,7 +46,7 @@ def test_classification_on_real_data(loader):
 @pytest.mark.slow
 def test_mixed_features_and_string_labels():
     rng = np.random.default_rng(0)
-    n = 700
+    n = 500  # up to 512 points the 2-D search is brute force: quick to compile
     y = rng.choice(np.array(["a", "b", "c"]), size=n)
     code = (y == "b") + 2 * (y == "c")
     X = np.column_stack(
@@ -84,8 +84,8 @@ def test_constant_feature_scores_zero():
     # scikit-learn's noise leaves ties in a constant feature; its score is then the
     # estimator's bias on tied data, not 0 (scikit-learn issue #30772).
     rng = np.random.default_rng(1)
-    X = np.column_stack([np.full(2000, 5.0), rng.normal(size=2000)])
-    y = X[:, 1] + rng.normal(size=2000)
+    X = np.column_stack([np.full(500, 5.0), rng.normal(size=500)])
+    y = X[:, 1] + rng.normal(size=500)
     got = jf.mutual_info_regression(X, y, random_state=0)
     assert got[0] == 0.0
     np.testing.assert_allclose(got[1], skf.mutual_info_regression(X, y, random_state=0)[1], RTOL)
