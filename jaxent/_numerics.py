@@ -440,6 +440,22 @@ def two_sum(a: jax.Array, b: jax.Array) -> tuple[jax.Array, jax.Array]:
     return s, (a - (s - bv)) + (b - bv)
 
 
+def floating(name: str, x: ArrayLike) -> jax.Array:
+    """``x`` as an array; a ``TypeError`` naming it unless its dtype is floating."""
+    x = jnp.asarray(x)
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        raise TypeError(f"{name} must have a floating dtype, got {x.dtype}")
+    return x
+
+
+def class_ids(name: str, x: ArrayLike) -> jax.Array:
+    """``x`` as an array; a ``TypeError`` naming it unless its dtype is integer."""
+    x = jnp.asarray(x)
+    if not jnp.issubdtype(x.dtype, jnp.integer):
+        raise TypeError(f"{name} must be integer class indices, got dtype {x.dtype}")
+    return x
+
+
 def mask_logits(x: jax.Array, where: jax.Array | None) -> jax.Array:
     """Logits with ``-inf`` outside ``where`` (dead entries)."""
     return x if where is None else jnp.where(where, x, -jnp.inf)

@@ -135,9 +135,7 @@ def _objective(z: jax.Array, w: jax.Array, y: jax.Array, l2: jax.Array) -> jax.A
 def _check_labels(batch_shape: tuple[int, ...], y: jax.Array, binary: bool) -> jax.Array:
     if y.shape != batch_shape:
         raise ValueError(f"y must have shape {batch_shape} (one label per row of x); got {y.shape}")
-    if not binary and not jnp.issubdtype(y.dtype, jnp.integer):
-        raise TypeError(f"multinomial labels must be integer class indices, got {y.dtype}")
-    return y
+    return y if binary else _numerics.class_ids("multinomial labels", y)
 
 
 def _check_label_values(y: jax.Array, num_classes: int) -> None:

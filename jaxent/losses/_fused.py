@@ -79,11 +79,9 @@ def _check_inputs(
     hidden: jax.Array, weight: jax.Array, labels: jax.Array, where: ArrayLike | None
 ) -> jax.Array | None:
     """Validates dtypes and shapes at trace time; returns the mask as a boolean array."""
-    for name, x in (("hidden", hidden), ("weight", weight)):
-        if not jnp.issubdtype(x.dtype, jnp.floating):
-            raise TypeError(f"{name} must have a floating dtype, got {x.dtype}")
-    if not jnp.issubdtype(labels.dtype, jnp.integer):
-        raise TypeError(f"labels must be integer class indices, got dtype {labels.dtype}")
+    _numerics.floating("hidden", hidden)
+    _numerics.floating("weight", weight)
+    _numerics.class_ids("labels", labels)
     if hidden.ndim < 1 or weight.ndim != 2:
         raise ValueError(
             f"hidden must be [..., D] and weight [D, V]; got hidden {hidden.shape} "

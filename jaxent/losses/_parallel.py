@@ -76,12 +76,8 @@ def vocab_parallel_cross_entropy(
       Shoeybi et al., *Megatron-LM: Training Multi-Billion Parameter Language
       Models Using Model Parallelism*, 2019 (arXiv:1909.08053), section 3.
     """
-    logits = jnp.asarray(logits)
-    labels = jnp.asarray(labels)
-    if not jnp.issubdtype(logits.dtype, jnp.floating):
-        raise TypeError(f"logits must have a floating dtype, got {logits.dtype}")
-    if not jnp.issubdtype(labels.dtype, jnp.integer):
-        raise TypeError(f"labels must be integer class indices, got dtype {labels.dtype}")
+    logits = _numerics.floating("logits", logits)
+    labels = _numerics.class_ids("labels", labels)
     if logits.ndim == 0 or labels.shape != logits.shape[:-1]:
         raise ValueError(
             f"labels must have the shape of logits without the class axis: logits "

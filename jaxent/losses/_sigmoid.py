@@ -60,9 +60,7 @@ def sigmoid_binary_cross_entropy(
       I. Goodfellow, Y. Bengio and A. Courville, *Deep Learning*, MIT Press,
       2016, section 6.2.2 (sigmoid units).
     """
-    logits = jnp.asarray(logits)
-    if not jnp.issubdtype(logits.dtype, jnp.floating):
-        raise TypeError(f"logits must have a floating dtype, got {logits.dtype}")
+    logits = _numerics.floating("logits", logits)
     labels = jnp.asarray(labels, logits.dtype)
     weight = jnp.ones((), logits.dtype) if pos_weight is None else pos_weight
     weight = jnp.asarray(weight, logits.dtype)

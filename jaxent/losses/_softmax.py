@@ -17,9 +17,7 @@ Axis = int | tuple[int, ...]
 
 
 def _floating_logits(logits: ArrayLike) -> jax.Array:
-    logits = jnp.asarray(logits)
-    if not jnp.issubdtype(logits.dtype, jnp.floating):
-        raise TypeError(f"logits must have a floating dtype, got {logits.dtype}")
+    logits = nx.floating("logits", logits)
     if logits.ndim == 0:
         raise ValueError("logits must have a class axis; got a scalar")
     return logits
@@ -308,21 +306,10 @@ def softmax_cross_entropy_with_integer_labels(
       [0.2761 nan]
 
     References:
-      I. Goodfellow, Y. Bengio and A. Courville, *Deep Learning*, MIT Press,
-      2016, section 6.2.2 (softmax units).
-
-      C. Szegedy, V. Vanhoucke, S. Ioffe, J. Shlens and Z. Wojna, "Rethinking
-      the Inception architecture for computer vision", CVPR 2016 (label
-      smoothing).
-
-      P. Blanchard, D. J. Higham and N. J. Higham, "Accurately computing the
-      log-sum-exp and softmax functions", IMA Journal of Numerical Analysis 41,
-      2021.
+      Those of :func:`softmax_cross_entropy`.
     """
     logits = _floating_logits(logits)
-    labels = jnp.asarray(labels)
-    if not jnp.issubdtype(labels.dtype, jnp.integer):
-        raise TypeError(f"labels must be integer class indices, got dtype {labels.dtype}")
+    labels = nx.class_ids("labels", labels)
     _check_smoothing(label_smoothing)
     mask = _example_mask(where, logits.ndim, axis)
     axis, (z, mask) = _classes_last(axis, logits, mask)
