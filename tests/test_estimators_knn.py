@@ -8,6 +8,7 @@ closed forms, with tolerances taken from the estimators' bias and spread measure
 100 replicates (documented at each test).
 """
 
+import functools
 import math
 
 import chex
@@ -127,12 +128,14 @@ def test_entropy_of_gaussian_samples():
 def test_ksg_of_gaussian_samples(rho, dx, tol):
     # Closed form -1/2 log(1 - rho^2). Over 100 replicates of n = 1000 the estimate had
     # bias 0.003 (rho = 0.6) and 0.0015 (rho = 0, dx = 2) and standard deviations 0.032
-    # and 0.022; tol is bias + 4 standard errors of the mean of 4 replicates.
+    # and 0.022; tol is bias + 4 standard errors of the mean of 4 replicates. (The sorted
+    # search, as "auto" picks on CPU: the shapes and method of test_sorted_ksg_matches_kdtree.)
     rng = np.random.default_rng(5)
     x = rng.normal(size=(4, 1000, dx))
     y = rho * x[..., :1] + math.sqrt(1 - rho**2) * rng.normal(size=(4, 1000, 1))
     exact = -0.5 * math.log(1 - rho**2)
-    assert abs(float(jnp.mean(E.ksg_mutual_information(x, y))) - exact) < tol
+    got = E.ksg_mutual_information(x, y, method="sorted")
+    assert abs(float(jnp.mean(got)) - exact) < tol
 
 
 @pytest.mark.slow
@@ -342,8 +345,8 @@ def test_checked_reports_nan_samples():
 
 # --------------------------------------------------------------------------- exact fast search
 # The sorted search must give the brute-force answer exactly (same k-th distances, same
-# counts) on data built to break it. Every data set below has the same shapes, so one
-# compiled program serves them all.
+# counts) on data built to break it. The data sets are searched as one batch (one
+# compiled program per method; they are the slowest to compile in this file).
 
 _ADVERSARIAL = ("duplicates", "shared_coordinate", "far_clusters", "cauchy", "collinear", "grid")
 
@@ -385,28 +388,40 @@ def _searches(x, y, method):
     return joint, many, cross, line, line_cross, counts, counts_1d
 
 
-_both = jax.jit(lambda x, y: (_searches(x, y, "brute"), _searches(x, y, "sorted")))
+_brute = jax.jit(lambda x, y: _searches(x, y, "brute"))
+_sorted = jax.jit(lambda x, y: _searches(x, y, "sorted"))
+_NAMES = ("joint", "k=20", "cross", "1-D", "1-D cross", "counts", "1-D counts")
+
+
+@functools.cache
+def _adversarial_batch():
+    """All six kinds as one batch of 12 problems (two per kind, in _ADVERSARIAL's
+    order): x [12, 1001, 2], y [12, 1003, 2]. One compiled search serves them all."""
+    x = np.concatenate([_adversarial(kind, 1001) for kind in _ADVERSARIAL])
+    y = np.concatenate([_adversarial(kind, 1003, seed=1)[:, ::-1] for kind in _ADVERSARIAL])
+    return x, y
+
+
+def _assert_searches_equal(brute, fast, kinds=_ADVERSARIAL):
+    for name, a, b in zip(_NAMES, brute, fast):
+        for p in range(a.shape[0]):
+            np.testing.assert_array_equal(b[p], a[p], err_msg=f"{kinds[p // 2]} {p}: {name}")
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", _ADVERSARIAL)
-def test_sorted_search_equals_brute_force(kind):
-    x = _adversarial(kind, 1001)
-    y = _adversarial(kind, 1003, seed=1)[:, ::-1]
-    brute, fast = _both(x, y)
-    names = ("joint", "k=20", "cross", "1-D", "1-D cross", "counts", "1-D counts")
-    for name, a, b in zip(names, brute, fast):
-        np.testing.assert_array_equal(b, a, err_msg=f"{kind}: {name}")
+def test_sorted_search_equals_brute_force():
+    # The six kinds at once (the problems of a batch share the box search's queue).
+    x, y = _adversarial_batch()
+    _assert_searches_equal(_brute(x, y), _sorted(x, y))
 
 
 @pytest.mark.slow
 def test_sorted_search_matches_kdtree():
     # An independent float64 reference: the max-norm distances are the same subtractions,
     # so they agree exactly; the counts are integers.
-    x = _adversarial("cauchy", 1001)
-    y = _adversarial("cauchy", 1003, seed=1)
-    _, (joint, many, cross, _, _, counts, _) = _both(x, y)
-    for p in range(2):
+    x, y = _adversarial_batch()
+    joint, many, cross, _, _, counts, _ = _sorted(x, y)
+    for p in (6, 7):  # the Cauchy problems
         tree = cKDTree(x[p])
         eps = tree.query(x[p], k=[4], p=np.inf)[0][:, 0]
         np.testing.assert_array_equal(joint[p, :, 2], eps)
@@ -422,22 +437,31 @@ def test_sorted_search_matches_kdtree():
 
 @pytest.mark.slow
 def test_rows_left_to_the_boxes_stay_exact(monkeypatch):
-    # A window of one offset leaves nearly every row to the exact box search.
+    # A window of one offset leaves nearly every row to the exact box search (traced
+    # afresh under the patched window; brute force does not depend on it). The y of
+    # each kind is paired with the x of another (the Cauchy x with duplicated y).
     monkeypatch.setattr(_search, "_STRIP_WINDOW", 0.0)
-    x = _adversarial("cauchy", 1001)
-    y = _adversarial("duplicates", 1003)
-    brute, fast = jax.jit(lambda x, y: (_searches(x, y, "brute"), _searches(x, y, "sorted")))(x, y)
-    for a, b in zip(brute, fast):
-        np.testing.assert_array_equal(b, a)
+    x, y = _adversarial_batch()
+    y = np.roll(y, 6, axis=0)
+    fast = jax.jit(lambda x, y: _searches(x, y, "sorted"))(x, y)
+    _assert_searches_equal(_brute(x, y), fast)
 
 
-@pytest.mark.parametrize(("n", "dx", "dy", "k"), [(1500, 1, 1, 3), (1200, 2, 1, 5)])
-def test_sorted_ksg_matches_kdtree(n, dx, dy, k):
-    rng = np.random.default_rng(n)
-    x = rng.normal(size=(n, dx))
-    y = x[:, :1] + rng.standard_cauchy(size=(n, dy))
-    got = E.ksg_mutual_information(x, y, k=k, method="sorted")
-    np.testing.assert_allclose(got, _ksg_reference(x, y, k), rtol=RTOL, atol=1e-13)
+# x [4, 1000, dx] and y [4, 1000, 1] with k = 3: the shapes of test_ksg_of_gaussian_samples
+# (and, for dx = 2, of test_methods_agree_under_jit_vmap_and_grad), which share the
+# compiled sorted search. The joint search is in 2-D (dx = 1) or 3-D (dx = 2); x's counts
+# by binary search (dx = 1) or in bands (dx = 2).
+def _ksg_pairs(rng, dx, noise):
+    x = rng.normal(size=(4, 1000, dx))
+    return x, x[..., :1] + noise(rng, (4, 1000, 1))
+
+
+@pytest.mark.parametrize("dx", [1, 2])
+def test_sorted_ksg_matches_kdtree(dx):
+    x, y = _ksg_pairs(np.random.default_rng(dx), dx, lambda rng, s: rng.standard_cauchy(size=s))
+    got = E.ksg_mutual_information(x, y, method="sorted")
+    want = [_ksg_reference(x[p], y[p], 3) for p in range(4)]
+    np.testing.assert_allclose(got, want, rtol=RTOL, atol=1e-13)
 
 
 @pytest.mark.slow
@@ -454,14 +478,17 @@ def test_sorted_entropy_and_kl_match_kdtree(n, d, k):
 
 @pytest.mark.slow
 def test_methods_agree_under_jit_vmap_and_grad():
-    rng = np.random.default_rng(11)
-    x = rng.normal(size=(3, 700, 2))
-    y = x[..., :1] + rng.normal(size=(3, 700, 1))
+    # The direct (batched, sorted) call has the shapes of test_sorted_ksg_matches_kdtree[2].
+    x, y = _ksg_pairs(np.random.default_rng(11), 2, lambda rng, s: rng.normal(size=s))
+    direct = E.ksg_mutual_information(x, y, method="sorted")
     for method in ("brute", "sorted"):
         mapped = jax.jit(jax.vmap(lambda a, b, m=method: E.ksg_mutual_information(a, b, method=m)))
-        np.testing.assert_allclose(mapped(x, y), E.ksg_mutual_information(x, y), rtol=1e-13)
+        np.testing.assert_allclose(mapped(x, y), direct, rtol=1e-13)
+    # Gradients through the 2-D band search's neighbour indices; k = 1 (the sorted search
+    # compiles its window as straight code, fastest for small k).
+    x, _, _ = _samples()
     grads = [
-        jax.grad(lambda a, m=m: E.kozachenko_leonenko_entropy(a, method=m))(x[0])
+        jax.grad(lambda a, m=m: E.kozachenko_leonenko_entropy(a, k=1, method=m))(x)
         for m in ("brute", "sorted")
     ]
     np.testing.assert_allclose(grads[1], grads[0], rtol=1e-13)
@@ -505,24 +532,27 @@ def _ross_reference(x, labels, k):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("method", ["brute", "sorted"])
-@pytest.mark.parametrize(("n", "d"), [(601, 1), (403, 2)])
-def test_ross_matches_kdtree(n, d, method):
+@pytest.mark.parametrize(("batch", "n", "d"), [(4, 1000, 1), (1, 403, 2)])
+def test_ross_matches_kdtree(batch, n, d, method):
+    # d = 1: the shapes of test_ross_of_separated_classes, which shares the sorted search.
     rng = np.random.default_rng(n)
-    labels = rng.integers(0, 4, size=n)
-    labels[:2] = 7  # a class of two samples (k_i = 1) ...
-    labels[2] = 9  # ... and a sample alone in its class (left out)
-    x = rng.normal(size=(n, d)) + 0.4 * labels[:, None]
+    labels = rng.integers(0, 4, size=(batch, n))
+    labels[:, :2] = 7  # a class of two samples (k_i = 1) ...
+    labels[:, 2] = 9  # ... and a sample alone in its class (left out)
+    x = rng.normal(size=(batch, n, d)) + 0.4 * labels[..., None]
     got = E.ross_mutual_information(x, labels, method=method)
-    np.testing.assert_allclose(got, _ross_reference(x, labels, 3), rtol=RTOL)
+    want = [_ross_reference(x[p], labels[p], 3) for p in range(batch)]
+    np.testing.assert_allclose(got, want, rtol=RTOL)
 
 
 def test_ross_of_separated_classes():
     # Classes on disjoint intervals: I(X; L) = H(L) = log 2. Over 100 replicates of
-    # n = 1000 the estimate had bias -0.004 and standard deviation 0.0013.
+    # n = 1000 the estimate had bias -0.004 and standard deviation 0.0013. (The sorted
+    # search, as "auto" picks on CPU: the shapes and method of test_ross_matches_kdtree.)
     rng = np.random.default_rng(12)
     labels = rng.integers(0, 2, size=(4, 1000))
     x = (labels + 0.5 * rng.uniform(size=(4, 1000)))[..., None]
-    got = E.ross_mutual_information(x, labels)
+    got = E.ross_mutual_information(x, labels, method="sorted")
     assert got.shape == (4,)
     np.testing.assert_allclose(got, math.log(2), atol=0.015)
 
@@ -573,14 +603,17 @@ def _gaussian_cmi(cov, ix, iy, iz):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("method", ["brute", "sorted"])
-@pytest.mark.parametrize(("n", "dz"), [(900, 1), (700, 2)])
-def test_cmi_matches_kdtree(n, dz, method):
+@pytest.mark.parametrize(("batch", "n", "dz", "k"), [(4, 2000, 1, 3), (1, 700, 2, 4)])
+def test_cmi_matches_kdtree(batch, n, dz, k, method):
+    # dz = 1: the shapes and k of test_cmi_of_gaussian_samples and
+    # test_transfer_entropy_of_linear_gaussian_pair, which share the sorted search.
     rng = np.random.default_rng(n)
-    z = rng.standard_cauchy(size=(n, dz))
-    x = z[:, :1] + rng.normal(size=(n, 1))
-    y = 0.5 * x + z[:, -1:] + rng.normal(size=(n, 1))
-    got = E.ksg_conditional_mutual_information(x, y, z, k=4, method=method)
-    np.testing.assert_allclose(got, _cmi_reference(x, y, z, 4), rtol=RTOL)
+    z = rng.standard_cauchy(size=(batch, n, dz))
+    x = z[..., :1] + rng.normal(size=(batch, n, 1))
+    y = 0.5 * x + z[..., -1:] + rng.normal(size=(batch, n, 1))
+    got = E.ksg_conditional_mutual_information(x, y, z, k=k, method=method)
+    want = [_cmi_reference(x[p], y[p], z[p], k) for p in range(batch)]
+    np.testing.assert_allclose(got, want, rtol=RTOL)
 
 
 @pytest.mark.slow
@@ -589,7 +622,8 @@ def test_cmi_of_gaussian_samples():
     # and standard deviation 0.014; the mean of 4 is within 0.0004 + 4 * 0.0072 < 0.03.
     cov = np.array([[1.0, 0.5, 0.6], [0.5, 1.0, 0.4], [0.6, 0.4, 1.0]])
     s = np.random.default_rng(13).normal(size=(4, 2000, 3)) @ np.linalg.cholesky(cov).T
-    got = E.ksg_conditional_mutual_information(s[..., :1], s[..., 1:2], s[..., 2:])
+    # (The sorted search, as "auto" picks on CPU: see test_cmi_matches_kdtree.)
+    got = E.ksg_conditional_mutual_information(s[..., :1], s[..., 1:2], s[..., 2:], method="sorted")
     assert abs(float(jnp.mean(got)) - _gaussian_cmi(cov, [0], [1], [2])) < 0.03
 
 
@@ -608,7 +642,9 @@ def _ar_pair(rng, replicates, T, a=0.5, b=0.4, c=0.6):
 def test_transfer_entropy_of_linear_gaussian_pair():
     # Exact TE X -> Y (history 1) is the Gaussian CMI of (Y_{t+1}; X_t | Y_t) under the
     # stationary covariance. Over 20 replicates of T = 1501: bias 0.004, standard
-    # deviation 0.017 (reverse direction, true 0: mean 0.002, deviation 0.014).
+    # deviation 0.017 (reverse direction, true 0: mean 0.002, deviation 0.014); T = 2001
+    # here (n = 2000, the shapes of test_cmi_of_gaussian_samples, whose compiled sorted
+    # search this shares) only shrinks the deviations, so the bounds stay conservative.
     from scipy.linalg import solve_discrete_lyapunov
 
     a, b, c = 0.5, 0.4, 0.6
@@ -619,9 +655,9 @@ def test_transfer_entropy_of_linear_gaussian_pair():
         [[S[1, 1], ahead[0], ahead[1]], [ahead[0], S[0, 0], S[0, 1]], [ahead[1], S[0, 1], S[1, 1]]]
     )
     exact = _gaussian_cmi(cov, [0], [1], [2])
-    x, y = _ar_pair(np.random.default_rng(14), 4, 1501)
-    forward = E.transfer_entropy(x[..., None], y[..., None])
-    backward = E.transfer_entropy(y[..., None], x[..., None])
+    x, y = _ar_pair(np.random.default_rng(14), 4, 2001)
+    forward = E.transfer_entropy(x[..., None], y[..., None], method="sorted")
+    backward = E.transfer_entropy(y[..., None], x[..., None], method="sorted")
     assert abs(float(jnp.mean(forward)) - exact) < 0.004 + 4 * 0.0084
     assert abs(float(jnp.mean(backward))) < 0.002 + 4 * 0.007
 

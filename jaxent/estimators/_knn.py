@@ -215,13 +215,16 @@ def kozachenko_leonenko_entropy(
       2.7765
 
       Standard normal samples in 2 dimensions, against the closed form
-      :math:`1 + \log 2\pi`:
+      :math:`1 + \log 2\pi`; a batch of 4 data sets of 500 samples gives 4
+      estimates, averaged here:
 
       >>> import math
       >>> import numpy as np
-      >>> x = np.random.default_rng(0).normal(size=(2000, 2))
+      >>> x = np.random.default_rng(0).normal(size=(4, 500, 2))
       >>> h = je.estimators.kozachenko_leonenko_entropy(x)
-      >>> bool(abs(h - (1 + math.log(2 * math.pi))) < 0.1)
+      >>> h.shape
+      (4,)
+      >>> bool(abs(h.mean() - (1 + math.log(2 * math.pi))) < 0.1)
       True
 
     References:
@@ -283,15 +286,16 @@ def ksg_mutual_information(
       The mutual information estimate, with the broadcast batch shape.
 
     Examples:
-      Correlated Gaussians, against :math:`-\tfrac12 \log(1 - \rho^2)`:
+      Correlated Gaussians, against :math:`-\tfrac12 \log(1 - \rho^2)`, averaged
+      over a batch of 4 data sets of 500 samples:
 
       >>> import math
       >>> import numpy as np
       >>> import jaxent as je
-      >>> x, noise = np.random.default_rng(0).normal(size=(2, 1000, 1))
+      >>> x, noise = np.random.default_rng(0).normal(size=(2, 4, 500, 1))
       >>> y = 0.6 * x + 0.8 * noise  # correlation 0.6
       >>> mi = je.estimators.ksg_mutual_information(x, y)
-      >>> bool(abs(mi - (-0.5 * math.log(1 - 0.6**2))) < 0.1)
+      >>> bool(abs(mi.mean() - (-0.5 * math.log(1 - 0.6**2))) < 0.05)
       True
 
     References:
@@ -358,7 +362,7 @@ def knn_kl_divergence(
 
       >>> import numpy as np
       >>> import jaxent as je
-      >>> x, y = np.random.default_rng(0).normal(size=(2, 2000, 1))
+      >>> x, y = np.random.default_rng(0).normal(size=(2, 500, 1))
       >>> kl = je.estimators.knn_kl_divergence(x, y + 1.0, k=5)
       >>> bool(abs(kl - 0.5) < 0.1)
       True
@@ -509,8 +513,8 @@ def ross_mutual_information(
       >>> import numpy as np
       >>> import jaxent as je
       >>> rng = np.random.default_rng(0)
-      >>> labels = rng.integers(0, 2, size=1000)
-      >>> x = (labels + 0.3 * rng.uniform(size=1000))[:, None]
+      >>> labels = rng.integers(0, 2, size=500)
+      >>> x = (labels + 0.3 * rng.uniform(size=500))[:, None]
       >>> mi = je.estimators.ross_mutual_information(x, labels, base=2)
       >>> bool(abs(mi - 1) < 0.02)
       True
