@@ -398,12 +398,7 @@ def softmax_parts(x: jax.Array, axis: int) -> SoftmaxParts:
     The shifted log-sum-exp and its error analysis: Blanchard, Higham & Higham
     (2021), "Accurately computing the log-sum-exp and softmax functions".
     """
-    top = jnp.max(x, axis=axis, keepdims=True)
-    shift = jnp.maximum(top, -jnp.finfo(x.dtype).max / 8)
-    # Far entries are clamped at least _FAR below the maximum, in its own scale (a
-    # fixed distance would round away next to a maximum of 1e30).
-    s, err = two_sum(jnp.maximum(x, shift - (jnp.abs(shift) + _FAR)), -shift)
-    e = jnp.exp(s) * (1 + err)
+    top, shift, s, err, e = shifted_exp(x, axis)
     # 1 below the maximum, 0 at it (finite: -s <= _FAR). An entry within 1/scale of
     # the maximum counts partly as a tie; its exp is within 1/scale of 1 either way.
     scale = {32: 2.0**60, 64: 2.0**500}[jnp.finfo(x.dtype).bits]
@@ -413,6 +408,20 @@ def softmax_parts(x: jax.Array, axis: int) -> SoftmaxParts:
     ties = jnp.sum(1 - below, axis=axis, keepdims=True) + empty.astype(x.dtype)
     rest = jnp.sum(e * below + (1 - below) * ((ties - 1) / ties), axis=axis, keepdims=True)
     return SoftmaxParts(x, empty, shift, s, err, e, rest, jnp.log1p(rest))
+
+
+def shifted_exp(x: jax.Array, axis: int) -> tuple[jax.Array, ...]:
+    """``(top, shift, s, err, e)``: the row maximum ``top``, a finite ``shift`` (``top``
+    unless the row has no live entry), ``s + err = x - shift`` exactly (TwoSum) within
+    ``_FAR`` of the maximum (farther entries, dead ones included, are clamped there)
+    and ``e = exp(s + err)``, accurate to the rounding of ``exp`` (0 for far entries).
+    """
+    top = jnp.max(x, axis=axis, keepdims=True)
+    shift = jnp.maximum(top, -jnp.finfo(x.dtype).max / 8)
+    # Far entries are clamped at least _FAR below the maximum, in its own scale (a
+    # fixed distance would round away next to a maximum of 1e30).
+    s, err = two_sum(jnp.maximum(x, shift - (jnp.abs(shift) + _FAR)), -shift)
+    return top, shift, s, err, jnp.exp(s) * (1 + err)
 
 
 def sum_exp_off_top(z: jax.Array, top: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -662,10 +671,15 @@ def kl_term(p: jax.Array, q: jax.Array, diff: jax.Array) -> jax.Array:
 
 
 def expm1mx(t: jax.Array) -> jax.Array:
-    """``exp(t) - 1 - t`` for ``|t| <= 1`` by its Taylor series (no cancellation)."""
+    """``exp(t) - 1 - t`` for ``|t| <= 1`` by its Taylor series (no cancellation).
+
+    Terms up to ``t^k/k!`` with ``2/(k+1)!`` below the dtype's rounding, the truncation
+    relative to the value ``~t^2/2`` at ``|t| = 1``.
+    """
+    last = 19 if jnp.finfo(t.dtype).bits > 32 else 12
     series = jnp.zeros_like(t)
-    for k in reversed(range(2, 20)):
-        series = (series + 1) * t / k
+    for k in reversed(range(2, last + 1)):
+        series = (series + 1) * (t * (1 / k))
     return t * series
 
 

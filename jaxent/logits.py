@@ -200,43 +200,42 @@ def cross_entropy_from_logits(
     return nx.to_units(cross_entropy_core(axis, p, nx.mask_logits(z, where)), base).astype(dtype)
 
 
-def _phi_series(t: jax.Array) -> jax.Array:
-    """``exp(t) - 1 - t`` for ``|t| <= 1`` by its Taylor series (no cancellation)."""
-    last = 18 if jnp.finfo(t.dtype).bits > 32 else 11  # 1/last! below the rounding
-    series = jnp.zeros_like(t)
-    for k in reversed(range(2, last + 1)):
-        series = (series + 1) * (t / k)
-    return t * series
-
-
 def _kl_pieces(axis, zp, zq):
-    """``(P, Q, t, P live, Q live)``: ``t = log Q - log P`` (0 where either is dead)."""
-    pp, pq = nx.softmax_parts(zp, axis), nx.softmax_parts(zq, axis)
-    big_p, big_q = nx.softmax_from_parts(pp), nx.softmax_from_parts(pq)
-    both = pp.live & pq.live
-    # When every |zq - zp| < 1, the gap lse(zq) - lse(zp) = log(sum P e^d) =
-    # log1p(sum P expm1(d)) is free of the rounding of two nearly equal
-    # log-sum-exps; otherwise t is the difference of the two accurate log-softmaxes.
-    d = jnp.where(both, zq - zp, 0)
-    close = jnp.all((jnp.abs(d) < 1) & (both | ~pq.live), axis=axis, keepdims=True)
-    near_gap = jnp.log1p(
-        jnp.sum(big_p * jnp.expm1(jnp.where(close, d, 0)), axis=axis, keepdims=True)
-    )
-    (sp, errp), (sq, errq) = pp.exact_shift(), pq.exact_shift()
-    far = ((sq - sp) + (errq - errp)) - (pq.lse_rest - pp.lse_rest)
-    t = jnp.where(both, jnp.where(close, d - near_gap, far), 0)
-    return big_p, big_q, t, pp.live, pq.live
+    """``(P, Q, t0, live P, live Q)`` with ``t0 = log Q - log P + delta``.
+
+    ``delta``, one number per row, is the rounding of ``log(sum_q / sum_p)`` (a few
+    ulps); each ``t0`` is otherwise the difference of the exactly shifted logits
+    (TwoSum), finite also at dead entries (clamped, see :func:`nx.shifted_exp`).
+    """
+    _, _, s_p, err_p, e_p = nx.shifted_exp(zp, axis)
+    _, _, s_q, err_q, e_q = nx.shifted_exp(zq, axis)
+    # Sums are >= 1 (the maximum adds exactly 1) unless the row has no live entry.
+    sum_p = jnp.maximum(jnp.sum(e_p, axis=axis, keepdims=True), 1)
+    sum_q = jnp.maximum(jnp.sum(e_q, axis=axis, keepdims=True), 1)
+    t0 = ((s_q - s_p) + (err_q - err_p)) - jnp.log(sum_q / sum_p)
+    return e_p * (1 / sum_p), e_q * (1 / sum_q), t0, zp != -jnp.inf, zq != -jnp.inf
 
 
 def _kl_value(axis, zp, zq):
-    big_p, big_q, t, p_live, q_live = _kl_pieces(axis, zp, zq)
-    # P phi(t) with phi(t) = e^t - 1 - t >= 0: the series near 0 (no cancellation),
-    # Q - P - P t elsewhere (finite where P underflows while t is huge). Events
-    # where P = 0 < Q add Q (t = 0 there).
-    near = jnp.abs(t) < 1
-    terms = jnp.where(near, big_p * _phi_series(jnp.where(near, t, 0)), big_q - big_p - big_p * t)
-    terms = jnp.where(p_live, jnp.where(q_live, terms, jnp.inf), big_q)
-    return jnp.sum(terms, axis=axis)
+    big_p, big_q, t0, p_live, q_live = _kl_pieces(axis, zp, zq)
+    # D = sum P phi(t), phi(t) = e^t - 1 - t >= 0, t = log Q - log P = t0 - delta.
+    # Near t0 = 0 the terms are P phi(t0) (a series, no cancellation); elsewhere
+    # Q - P - P t0, finite where P underflows while t0 is huge, and equal to Q where
+    # P = 0 < Q. Summed, A = sum of these; with X = sum over near events of
+    # P expm1(t0) minus P over far ones, Y = -(Q over far events) and
+    # B(x) = x - log1p(x) >= 0, exactly D = A - B(X) + B(Y): delta cancels to all
+    # orders, and the corrections are second order (B(x) ~ x^2/2). When most of
+    # either mass is far, delta is indeterminate from the near events but D is then
+    # large (>= P_far/3) and A alone is within delta of it.
+    near = jnp.abs(t0) < 1
+    w = jnp.where(near, big_p * nx.expm1mx(t0), (big_q - big_p) - big_p * t0)
+    w = jnp.where(p_live & ~q_live, jnp.inf, w)
+    x = jnp.where(near, big_p * jnp.expm1(t0), -big_p)
+    a, x = jnp.sum(w, axis=axis), jnp.sum(x, axis=axis)
+    y = -jnp.sum(jnp.where(near, 0, big_q), axis=axis)
+    one = jnp.ones_like(a)
+    correction = nx.kl_term(one, one + y, -y) - nx.kl_term(one, one + x, -x)
+    return a + jnp.where(jnp.minimum(x, y) < -0.5, 0, correction)
 
 
 @partial(jax.custom_jvp, nondiff_argnums=(0,))
@@ -248,11 +247,12 @@ def _kl_divergence(axis, zp, zq):
 def _kl_divergence_jvp(axis, primals, tangents):
     zp, zq = primals
     zp_dot, zq_dot = tangents
-    big_p, big_q, t, _, q_live = _kl_pieces(axis, zp, zq)
+    big_p, big_q, t0, p_live, q_live = _kl_pieces(axis, zp, zq)
     # dD/dzp = P (log P/Q - D), dD/dzq = Q - P; D over the events where both live
-    # (finite conventions where the value is infinite).
-    finite = jnp.sum(big_p * -t, axis=axis, keepdims=True)
-    grad_p = big_p * (-t - finite)
+    # (finite conventions where the value is infinite). The row's delta cancels.
+    t0 = jnp.where(p_live & q_live, t0, 0)
+    finite = jnp.sum(big_p * -t0, axis=axis, keepdims=True)
+    grad_p = big_p * (-t0 - finite)
     grad_q = jnp.where(q_live, big_q - big_p, 0)
     tangent = jnp.sum(grad_p * zp_dot + grad_q * zq_dot, axis=axis)
     return _kl_divergence(axis, zp, zq), tangent

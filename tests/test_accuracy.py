@@ -140,6 +140,15 @@ def near_equal_logits(n: int, eps: float, seed: int, dtype) -> tuple[np.ndarray,
     return x.astype(dtype), (x + eps * rng.normal(size=n)).astype(dtype)
 
 
+def near_equal_with_far_event(
+    n: int, eps: float, seed: int, dtype
+) -> tuple[np.ndarray, np.ndarray]:
+    """Near-equal logits, except the least likely event, 3 higher in the second."""
+    zp, zq = near_equal_logits(n, eps, seed, np.float64)
+    zq[np.argmin(zp)] += 3
+    return zp.astype(dtype), zq.astype(dtype)
+
+
 def spread_logits(n: int, seed: int, close: float | None, dtype) -> np.ndarray:
     """Logits uniform in [-1e4, 1e4]; with ``close``, a second logit ``close`` below the top."""
     rng = np.random.default_rng(seed)
@@ -421,6 +430,18 @@ CASES: list[Case] = [
         lambda dt: near_equal_logits(10, 1e-12, 4, dt),
         ref_kl_from_logits,
         dtypes=(F64,),
+    ),
+    Case(
+        "kl_from_logits near-equal, one small event far",
+        je.kl_divergence_from_logits,
+        lambda dt: near_equal_with_far_event(10, 1e-4, 5, dt),
+        ref_kl_from_logits,
+    ),
+    Case(
+        "kl_from_logits confident P [40,0,0,-inf] vs [0,1,2,3]",
+        je.kl_divergence_from_logits,
+        lambda dt: (np.array([40.0, 0, 0, -np.inf], dt), np.array([0.0, 1, 2, 3], dt)),
+        ref_kl_from_logits,
     ),
     Case(
         "kl_from_logits far [5,0,-5] vs [0,0,0]",
