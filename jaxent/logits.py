@@ -30,30 +30,30 @@ def _logits_events(
     return xs, axis, mask, dtype
 
 
-def _entropy_value(axis, z):
+def _entropy_pieces(axis, z):
+    """``(P, -log P, H)``: the softmax, its negative log (finite at dead entries, where
+    ``P = 0``) and the entropy (0 in a row with no live entry, keepdims)."""
     parts = nx.softmax_parts(z, axis)
-    # H = sum p (log1p(rest) - s - err): non-negative terms, and a sum that depends
-    # on rest (so XLA chains it after rest's instead of running the two as siblings).
+    # -log P = log1p(rest) - s - err: non-negative terms, and a sum that depends on
+    # rest (so XLA chains it after rest's instead of running the two as siblings).
     nll = (parts.lse_rest - parts.s) - parts.err
-    h = jnp.sum(nx.softmax_from_parts(parts) * nll, axis=axis, keepdims=True)
-    return jnp.squeeze(jnp.where(parts.empty, 0, h), axis=axis)
+    probs = nx.softmax_from_parts(parts)
+    h = jnp.sum(probs * nll, axis=axis, keepdims=True)
+    return probs, nll, jnp.where(parts.empty, 0, h)
 
 
 @partial(jax.custom_jvp, nondiff_argnums=(0,))
 def _entropy(axis, z):
-    return _entropy_value(axis, z)
+    return jnp.squeeze(_entropy_pieces(axis, z)[2], axis=axis)
 
 
 @_entropy.defjvp
 def _entropy_jvp(axis, primals, tangents):
     (z,), (z_dot,) = primals, tangents
-    parts = nx.softmax_parts(z, axis)
-    h = _entropy(axis, z)
-    log_p, log_p_err = nx.log_softmax_dw(parts)
-    probs = nx.softmax_from_parts(parts)
-    # dH/dz = -p (log p + H); 0 at dead entries.
-    grad = -probs * (jnp.where(parts.live, log_p, 0) + log_p_err + jnp.expand_dims(h, axis))
-    return h, jnp.sum(jnp.where(parts.live, grad, 0) * z_dot, axis=axis)
+    probs, nll, h = _entropy_pieces(axis, z)
+    # dH/dz = -P (log P + H); 0 at dead entries (P = 0, nll finite).
+    tangent = jnp.sum(probs * (nll - h) * z_dot, axis=axis)
+    return jnp.squeeze(h, axis=axis), tangent
 
 
 @expects(logits="finite")
