@@ -66,8 +66,6 @@ _SLOTS = 128
 _BLOCK = 128
 # Largest k kept by branchless insertion (beyond: merged by blocks).
 _INSERT = 6
-# Window offsets per side run as straight code up to this many (beyond: a loop).
-_UNROLL = 64
 # "No entry": the reference or query index of padding.
 _NONE = 2**31 - 1
 
@@ -87,15 +85,16 @@ def check_method(method: SearchMethod) -> SearchMethod:
 def choose_method(method: SearchMethod, n: int, m: int, d: int) -> Literal["sorted", "brute"]:
     """``"brute"`` or ``"sorted"`` for ``n`` queries against ``m`` points in ``d`` dims.
 
-    Measured on a 2-core CPU, brute force is faster up to about 512 points in one
-    or two dimensions (the sorted search pays for its sorts and a second compiled
-    pass), and up to about 10,000 points in three (n = 8,000: 0.32 s against 1.0 s;
-    n = 16,000: 2.5 s against 1.5 s), where the bands settle fewer rows; brute
-    force also compiles in 1-4 s where the sorted search takes 15-35 s. On CPU the
-    crossover is therefore 512 points up to two dimensions and 8192 from three. On
-    accelerators, where brute force runs as dense tiles, it is taken at 4096 (an
-    estimate, not measured here). Beyond 8 dimensions points spread so thinly along
-    any two coordinates that the bands settle few rows, and brute force is used.
+    Measured on a 2-core CPU (BENCHMARKS.md), brute force is faster up to about 512
+    points in one or two dimensions (the sorted search pays for its sorts and a
+    second compiled pass). In three dimensions the sorted search runs faster from
+    about 4,000 points (n = 8,192: 0.11 s against 0.31 s), but it compiles in 3-7 s
+    where brute force takes under 1 s, so for a single call brute force stays ahead
+    up to about 8,192 points. On CPU the crossover is therefore 512 points up to two
+    dimensions and 8192 from three. On accelerators, where brute force runs as
+    dense tiles, it is taken at 4096 (an estimate, not measured here). Beyond 8
+    dimensions points spread so thinly along any two coordinates that the bands
+    settle few rows, and brute force is used.
     """
     if method != "auto":
         return method
@@ -340,12 +339,13 @@ def _bisect(n: int, at: Callable, pred: Callable, shape) -> jax.Array:
 
     def step(_, bounds):
         lo, hi = bounds
-        mid = (lo + hi) // 2
+        mid = (lo + hi) >> 1  # (lo + hi) // 2 for lo, hi >= 0, in fewer operations
         ok = pred(at(jnp.minimum(mid, n - 1))) | (mid >= hi)
         return jnp.where(ok, lo, mid + 1), jnp.where(ok, mid, hi)
 
-    # Unrolled: a loop costs several kernel launches per iteration on CPU.
-    return jax.lax.fori_loop(0, max(1, n.bit_length()), step, (lo, hi), unroll=True)[0]
+    # A rolled loop: unrolled, its gathers made programs seconds slower to compile,
+    # for no measurable gain in run time.
+    return jax.lax.fori_loop(0, max(1, n.bit_length()), step, (lo, hi))[0]
 
 
 def _run_bounds(n, at, v, radius, metric, shape):
@@ -487,21 +487,9 @@ def _scan_lanes(lanes: _Lanes, acc: _Acc, param, window: int, metric: Metric):
             state = acc.one(state, dist, j, param_f)
         return state
 
-    state = acc.init((size,), pts[0].dtype)
-    if acc.one is None or steps * _GROUP > _UNROLL:
-        state = jax.lax.fori_loop(0, steps, step, state)
-    else:
-        # Straight code (XLA's CPU backend runs loop bodies several times slower), but
-        # inside a loop that runs once, so that its result is computed here, streaming
-        # over the lanes: fused into a later gather, XLA would redo the whole fold for
-        # each gathered element.
-        def unrolled(_, state):
-            for s in range(steps):
-                state = step(s, state)
-            return state
-
-        once = 1 + (qry.reshape(-1)[0] < -1).astype(jnp.int32)  # 1, unknown to XLA
-        state = jax.lax.fori_loop(0, once, unrolled, state)
+    # A rolled loop: unrolling the window made programs twice as slow to compile
+    # (22,000 lines of HLO in two dimensions) and was no faster to run.
+    state = jax.lax.fori_loop(0, steps, step, acc.init((size,), pts[0].dtype))
     key_f = flat(key, jnp.inf)
     centre = shifted(key_f, 0)
     gap = jnp.minimum(*(_term(centre, shifted(key_f, o), metric) for o in (-reach, reach)))
@@ -656,7 +644,9 @@ def _band_boxes(q, qkeys, own, groups, B: _Bands, acc, param, out, todo, metric)
             L, lambda p: _get(lane_key, base + p), qb[row], radius[row], metric, row.shape
         )
 
-    def refill(st):
+    def refill(st, move):
+        # New rows into the free slots; the run of the current band for them and
+        # for the rows that ``move`` to the next band.
         packed, row, c, p, end, t0, t1, state, cursor = st
         free = row < 0
         take = cursor + jnp.cumsum(free, dtype=jnp.int32) - 1
@@ -671,13 +661,16 @@ def _band_boxes(q, qkeys, own, groups, B: _Bands, acc, param, out, todo, metric)
         t1 = jnp.where(fresh, jnp.where(last > first, (last - 1) // s, first // s - 1), t1)
         c = jnp.where(fresh, t0 + 1, c)
         p1, end1 = band_run(safe, c)
-        p, end = jnp.where(fresh, p1, p), jnp.where(fresh, end1, end)
+        new_run = fresh | move
+        p, end = jnp.where(new_run, p1, p), jnp.where(new_run, end1, end)
         init = acc.init(row.shape, dtype)
         state = jax.tree.map(lambda a, b: jnp.where(fresh, a, b), init, state)
         cursor = jnp.minimum(cursor + jnp.sum(free, dtype=jnp.int32), total)
         return packed, row, c, p, end, t0, t1, state, cursor
 
     def step(st):
+        # Rows in the slots take one block of their band's run (none at the start,
+        # when every slot is free), then free slots are refilled.
         packed, row, c, p, end, t0, t1, state, cursor = st
         safe = jnp.maximum(row, 0)
         pos = p[:, None] + jnp.arange(_BLOCK, dtype=jnp.int32)
@@ -698,13 +691,11 @@ def _band_boxes(q, qkeys, own, groups, B: _Bands, acc, param, out, todo, metric)
         p = p + _BLOCK
         move = p >= end  # this band's run is done: the band three strips on
         c = jnp.where(move, c + 3, c)
-        p1, end1 = band_run(safe, c)
-        p, end = jnp.where(move, p1, p), jnp.where(move, end1, end)
         fin = (row >= 0) & (c - 1 > t1)
         dest = jnp.where(fin, row, size)
         packed = jax.tree.map(lambda g, a: g.at[dest].set(a, mode="drop"), packed, acc.pack(state))
         row = jnp.where(fin, -1, row)
-        return refill((packed, row, c, p, end, t0, t1, state, cursor))
+        return refill((packed, row, c, p, end, t0, t1, state, cursor), move & ~fin)
 
     zeros = jnp.zeros(slots, jnp.int32)
     st = (
@@ -718,7 +709,7 @@ def _band_boxes(q, qkeys, own, groups, B: _Bands, acc, param, out, todo, metric)
         acc.init((slots,), dtype),
         jnp.int32(0),
     )
-    st = jax.lax.while_loop(lambda st: (st[8] < total) | jnp.any(st[1] >= 0), step, refill(st))
+    st = jax.lax.while_loop(lambda st: (st[8] < total) | jnp.any(st[1] >= 0), step, st)
     return jax.tree.map(lambda a: a.reshape((N, n) + a.shape[1:]), st[0])
 
 
