@@ -204,15 +204,20 @@ def _kl_pieces(axis, zp, zq):
     """``(P, Q, t0, live P, live Q)`` with ``t0 = log Q - log P + delta``.
 
     ``delta``, one number per row, is the rounding of ``log(sum_q / sum_p)`` (a few
-    ulps); each ``t0`` is otherwise the difference of the exactly shifted logits
-    (TwoSum), finite also at dead entries (clamped, see :func:`nx.shifted_exp`).
+    ulps); each ``t0`` is otherwise ``(zq - zp) - (shift_q - shift_p)``, both
+    differences split exactly (TwoSum), so entries far below either maximum keep
+    their exact gap. Dead (``-inf``) logits count as ``-max/4`` there: ``t0`` is
+    finite everywhere.
     """
-    _, _, s_p, err_p, e_p = nx.shifted_exp(zp, axis)
-    _, _, s_q, err_q, e_q = nx.shifted_exp(zq, axis)
+    _, shift_p, _, _, e_p = nx.shifted_exp(zp, axis)
+    _, shift_q, _, _, e_q = nx.shifted_exp(zq, axis)
     # Sums are >= 1 (the maximum adds exactly 1) unless the row has no live entry.
     sum_p = jnp.maximum(jnp.sum(e_p, axis=axis, keepdims=True), 1)
     sum_q = jnp.maximum(jnp.sum(e_q, axis=axis, keepdims=True), 1)
-    t0 = ((s_q - s_p) + (err_q - err_p)) - jnp.log(sum_q / sum_p)
+    floor = -jnp.finfo(zp.dtype).max / 4
+    d, d_err = nx.two_sum(jnp.maximum(zq, floor), -jnp.maximum(zp, floor))
+    c, c_err = nx.two_sum(shift_q, -shift_p)
+    t0 = ((d - c) + (d_err - c_err)) - jnp.log(sum_q / sum_p)
     return e_p * (1 / sum_p), e_q * (1 / sum_q), t0, zp != -jnp.inf, zq != -jnp.inf
 
 

@@ -444,6 +444,12 @@ CASES: list[Case] = [
         ref_kl_from_logits,
     ),
     Case(
+        "kl_from_logits [0,0] vs [0,-2000] (Q below exp's range)",
+        je.kl_divergence_from_logits,
+        lambda dt: (np.array([0.0, 0.0], dt), np.array([0.0, -2000.0], dt)),
+        ref_kl_from_logits,
+    ),
+    Case(
         "kl_from_logits far [5,0,-5] vs [0,0,0]",
         je.kl_divergence_from_logits,
         lambda dt: (np.array([5.0, 0, -5], dt), np.array([0.0, 0, 0], dt)),
