@@ -224,15 +224,13 @@ def _int_label_loss_jvp(smoothing, primals, tangents):
         grad = jnp.where(parts.live, mass * nx.softmax_from_parts(parts) - target, 0)
     else:
         # Select-free (the softmax is 0 at dead entries), so it fuses with the
-        # log-sum-exp chain; the one-hot is subtracted by a scatter at the labels
-        # instead of being materialized. The target's mass is 1 where the label's
+        # log-sum-exp chain; the one-hot is a compare with an iota inside that
+        # fusion, never materialized. The target's mass is 1 where the label's
         # class is live, 0 otherwise.
-        kept = label_kept.astype(z.dtype)
-        grad = kept[..., None] * nx.softmax_from_parts(parts)
-        flat = grad.reshape(-1, z.shape[-1])
-        rows = jnp.arange(flat.shape[0])
-        flat = flat.at[rows, labels.reshape(-1)].add(-kept.reshape(-1), mode="drop")
-        grad = flat.reshape(z.shape)
+        kept = label_kept.astype(z.dtype)[..., None]
+        classes = jax.lax.broadcasted_iota(labels.dtype, z.shape, z.ndim - 1)
+        one_hot = (classes == labels[..., None]).astype(z.dtype)
+        grad = kept * (nx.softmax_from_parts(parts) - one_hot)
     tangent = jnp.sum(grad * z_dot, axis=-1)
     if smoothing:
         tangent = (
