@@ -82,6 +82,10 @@ def ref_kl(p, q):
     return mp.fsum(xlogy(a, a / b) for a, b in zip(p, q))
 
 
+def ref_hellinger(p, q):
+    return mp.sqrt(mp.fsum((mp.sqrt(a) - mp.sqrt(b)) ** 2 for a, b in zip(p, q)) / 2)
+
+
 def ref_js(p, q):
     m = [(a + b) / 2 for a, b in zip(p, q)]
     return (ref_kl(p, m) + ref_kl(q, m)) / 2
@@ -300,6 +304,18 @@ CASES: list[Case] = [
     ),
     Case(
         "kl near-equal eps=1e-6", je.kl_divergence, lambda dt: near_equal(10, 1e-6, 2, dt), ref_kl
+    ),
+    Case(
+        "hellinger near-equal eps=1e-6",
+        je.hellinger_distance,
+        lambda dt: near_equal(10, 1e-6, 2, dt),
+        ref_hellinger,
+    ),
+    Case(
+        "hellinger far, with p_i = 0",
+        je.hellinger_distance,
+        lambda dt: (np.array([0.0, 0.9, 0.1], dt), np.array([0.2, 0.1, 0.7], dt)),
+        ref_hellinger,
     ),
     Case(
         "kl far, with p_i = 0",
