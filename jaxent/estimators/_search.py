@@ -56,7 +56,7 @@ import jax.numpy as jnp
 # Largest k found by repeated argmin; beyond it, jax.lax.top_k.
 MAX_PASSES = 16
 
-# "sorted" method: window offsets per unrolled loop step.
+# "sorted" method: window offsets per loop step of the band scan.
 _GROUP = 4
 # Strip width and window size factors (see _band_shape).
 _STRIP_WIDTH = 2.0
