@@ -2,8 +2,10 @@
 
 * ``test_docs_build_strict`` runs ``mkdocs build --strict`` into a temporary folder:
   broken links, missing pages, unresolvable ``:::`` API blocks and public functions on
-  no API page (checked by docs/_ext/hooks.py) all fail it. Notebooks are rendered
-  without executing them here; tests/test_notebooks.py executes them.
+  no API page (checked by docs/_ext/hooks.py) all fail it. Notebooks are rendered with
+  their stored outputs, without executing them (tests/test_notebooks.py executes them).
+  The built pages must load no script or stylesheet from another host: MathJax is served
+  from the site (copied from the jupyter-server-mathjax package by the hooks).
 * The other tests check the equivalences listed on docs/coming_from.md against SciPy,
   optax and scikit-learn, so that page cannot drift from the code.
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -30,6 +33,7 @@ DOCS_TOOLCHAIN = (
     "mkdocstrings",
     "mkdocstrings_handlers.python",
     "mkdocs_jupyter",
+    "jupyter_server_mathjax",
 )
 
 
@@ -49,7 +53,7 @@ def test_docs_build_strict(tmp_path):
     missing = _missing(DOCS_TOOLCHAIN)
     if missing:
         pytest.skip(f"docs toolchain not installed ({', '.join(missing)}): pip install -e '.[dev]'")
-    env = dict(os.environ, JAXENT_DOCS_EXECUTE="false", NO_MKDOCS_2_WARNING="1")
+    env = dict(os.environ, NO_MKDOCS_2_WARNING="1")
     site = tmp_path / "site"
     proc = subprocess.run(
         [
@@ -86,6 +90,32 @@ def test_docs_build_strict(tmp_path):
     assert '<div class="arithmatex">' in categorical, "docstring math was not rendered"
     assert "<p>.. math::" not in categorical, "reST math leaked into the rendered docstrings"
     assert (site / "img/binary_entropy.png").is_file()
+
+    # Offline: MathJax from the site, no script or stylesheet from another host.
+    assert (site / "assets/mathjax/MathJax.js").is_file(), "MathJax was not copied into the site"
+    assert (site / "assets/mathjax/LICENSE").is_file()
+    mathjax = '<script src="../../assets/mathjax/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full">'
+    notebook = (site / "notebooks/01_information_and_entropy/index.html").read_text(
+        encoding="utf-8"
+    )
+    assert mathjax in categorical
+    assert mathjax in notebook
+    remote = re.compile(
+        r"<script\b[^>]*\bsrc=[\"']?(?:https?:)?//"
+        r"|<link\b(?=[^>]*\brel=[\"']?stylesheet)[^>]*\bhref=[\"']?(?:https?:)?//",
+        re.IGNORECASE,
+    )
+    pages = sorted(site.rglob("*.html"))
+    assert len(pages) > 20
+    loading = [
+        str(page.relative_to(site)) for page in pages if remote.search(page.read_text("utf-8"))
+    ]
+    assert not loading, f"pages loading a script or stylesheet from another host: {loading}"
+    assert "text/x-mathjax-config" not in notebook, "nbconvert's MathJax block was not removed"
+
+    # Tutorials published with their stored outputs: printed text and figures.
+    assert "jp-OutputArea-output" in notebook
+    assert re.search(r'<img\b[^>]*\bsrc="data:image/png;base64,', notebook), "no figure"
 
 
 def test_readme_figure_is_small():
