@@ -3,7 +3,8 @@
 Prints a pip constraints file pinning each runtime dependency (``name>=floor``) to
 its floor, and exits 0 when the environment given by ``--python`` already has
 exactly those versions (the suite that just ran tested the floors), 3 when some
-differ (run the fast tests again with the floors installed: see ``.ci/run``).
+differ (run the fast tests again with the floors installed: see ``.ci/run``),
+2 when a runtime dependency has no plain ``>=`` floor.
 
     python .ci/floors.py --python .venv/bin/python > floors.txt
 """
@@ -27,7 +28,8 @@ def floors() -> dict[str, str]:
     for dep in deps:
         match = re.fullmatch(r"\s*([A-Za-z0-9_.-]+)\s*>=\s*([0-9][0-9A-Za-z.]*)\s*", dep)
         if match is None:
-            sys.exit(f"runtime dependency without a plain '>=' floor: {dep!r}")
+            print(f"runtime dependency without a plain '>=' floor: {dep!r}", file=sys.stderr)
+            sys.exit(2)
         out[match[1].lower()] = match[2]
     return out
 
@@ -37,7 +39,9 @@ def installed(python: str, names) -> dict[str, str]:
         "import importlib.metadata as m, json, sys; "
         "print(json.dumps({n: m.version(n) for n in sys.argv[1:]}))"
     )
-    result = subprocess.run([python, "-c", code, *names], capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [python, "-c", code, *names], capture_output=True, text=True, check=True
+    )
     return json.loads(result.stdout)
 
 
