@@ -23,8 +23,10 @@ Cases (issue 9, "Benchmark"):
     ``scipy.stats.differential_entropy`` (Vasicek's estimator: a different estimator,
     for scale only).
 
-jaxent's time is the median of a few calls after a first call that compiles (the
-first call's time is printed too). The script uses whatever device JAX finds, so
+jaxent's time is the median of the warm calls after a first call that compiles (at
+least ``--repeats``, more until they add up to a second; the first call's time is
+printed too); a peer's time is the median of its calls, one call or as many as fit in
+a second. ``--sections ac`` runs only cases (a) and (c). The script uses whatever device JAX finds, so
 it runs unchanged on a GPU.
 """
 
@@ -59,10 +61,25 @@ def _timed(fn, *args, **kwargs):
     return time.perf_counter() - start, out
 
 
+def _peer_time(fn, *args, **kwargs):
+    """(median time, result) of a peer's calls: one call, or up to 30 under a second."""
+    times, out = [], None
+    while not times or (sum(times) < 1.0 and len(times) < 30):
+        t, out = _timed(fn, *args, **kwargs)
+        times.append(t)
+    return statistics.median(times), out
+
+
 def _jaxent_time(fn, repeats):
-    """(first call, median of the next calls, result)."""
+    """(first call, median of the next calls, result).
+
+    At least ``repeats`` warm calls, and more (up to 30) until they add up to a second:
+    the first few calls after compiling can be several times slower than the steady
+    state, which a median of three fast calls would report."""
     first, out = _timed(fn)
-    warm = [_timed(fn)[0] for _ in range(repeats)]
+    warm = []
+    while len(warm) < repeats or (sum(warm) < 1.0 and len(warm) < 30):
+        warm.append(_timed(fn)[0])
     return first, statistics.median(warm), out
 
 
@@ -91,7 +108,10 @@ def _kl_entropy_kdtree(x, k=3):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3, help="fewest warm calls")
+    parser.add_argument(
+        "--sections", default="abcd", help="which cases to run, e.g. 'ac' (default: all)"
+    )
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     rows = []
@@ -104,89 +124,98 @@ def main():
             flush=True,
         )
 
-    # (a) one feature against a continuous target.
-    sizes = [2_000, 40_000] if args.quick else [2_000, 40_000, 171_522, 1_000_000]
-    for n in sizes:
-        x = rng.normal(size=(n, 1))
-        y = x[:, 0] + rng.normal(size=n)
-        peer_s, want = _timed(sk_regression, x, y, random_state=0)
-        first, warm, got = _jaxent_time(
-            lambda x=x, y=y: jf.mutual_info_regression(x, y, random_state=0), args.repeats
-        )
-        record(
-            f"(a) KSG, 1 feature, n = {n:,}", "scikit-learn", peer_s, first, warm, _worst(got, want)
-        )
-
-    # (b) 100 features x 10,000 samples, one call each.
-    n, f = (2_000, 20) if args.quick else (10_000, 100)
-    X = rng.normal(size=(n, f))
-    y = X[:, :5].sum(axis=1) + rng.normal(size=n)
-    labels = np.digitize(y, np.quantile(y, [1 / 3, 2 / 3]))
-    for name, sk_fn, jx_fn, target in [
-        ("regression", sk_regression, jf.mutual_info_regression, y),
-        ("classif, 3 classes", sk_classif, jf.mutual_info_classif, labels),
-    ]:
-        peer_s, want = _timed(sk_fn, X, target, random_state=0)
-        first, warm, got = _jaxent_time(
-            lambda fn=jx_fn, t=target: fn(X, t, random_state=0), args.repeats
-        )
-        record(
-            f"(b) {f} features x n = {n:,}, {name}",
-            "scikit-learn",
-            peer_s,
-            first,
-            warm,
-            _worst(got, want),
-        )
-
-    # (c) 100 independent problems of 2,000, batched against a loop.
-    problems, n = (20, 2_000) if args.quick else (100, 2_000)
-    xs = rng.normal(size=(problems, n))
-    ys = 0.6 * xs + 0.8 * rng.normal(size=(problems, n))
-    start = time.perf_counter()
-    want = [sk_regression(xs[p][:, None], ys[p], random_state=p)[0] for p in range(problems)]
-    peer_s = time.perf_counter() - start
-    noised = [_sklearn_noise(xs[p][:, None], ys[p], p) for p in range(problems)]
-    bx = np.stack([a for a, _ in noised])
-    by = np.stack([b for _, b in noised])[..., None]
-    first, warm, got = _jaxent_time(
-        lambda: je.estimators.ksg_mutual_information(bx, by), args.repeats
-    )
-    record(
-        f"(c) {problems} KSG problems of n = {n:,}, one batched call",
-        "scikit-learn loop",
-        peer_s,
-        first,
-        warm,
-        _worst(np.maximum(got, 0), want),
-    )
-
-    # (d) Kozachenko-Leonenko entropy.
-    n = 20_000 if args.quick else 100_000
-    for d in (1, 3):
-        x = rng.normal(size=(n, d))
-        peer_s, want = _timed(_kl_entropy_kdtree, x)
-        first, warm, got = _jaxent_time(
-            lambda x=x: je.estimators.kozachenko_leonenko_entropy(x), args.repeats
-        )
-        record(
-            f"(d) Kozachenko-Leonenko, n = {n:,}, d = {d}",
-            "SciPy cKDTree",
-            peer_s,
-            first,
-            warm,
-            _worst(got, want),
-        )
-        if d == 1:
-            peer_s, other = _timed(stats.differential_entropy, x[:, 0])
+    if "a" in args.sections:
+        # (a) one feature against a continuous target.
+        sizes = [2_000, 40_000] if args.quick else [2_000, 40_000, 171_522, 1_000_000]
+        for n in sizes:
+            x = rng.normal(size=(n, 1))
+            y = x[:, 0] + rng.normal(size=n)
+            peer_s, want = _peer_time(sk_regression, x, y, random_state=0)
+            first, warm, got = _jaxent_time(
+                lambda x=x, y=y: jf.mutual_info_regression(x, y, random_state=0), args.repeats
+            )
             record(
-                f"(d) entropy, n = {n:,}, d = 1 (Vasicek: another estimator)",
-                "scipy.stats.differential_entropy",
+                f"(a) KSG, 1 feature, n = {n:,}",
+                "scikit-learn",
                 peer_s,
                 first,
                 warm,
-                _worst(got, other),
+                _worst(got, want),
             )
+
+    if "b" in args.sections:
+        # (b) 100 features x 10,000 samples, one call each.
+        n, f = (2_000, 20) if args.quick else (10_000, 100)
+        X = rng.normal(size=(n, f))
+        y = X[:, :5].sum(axis=1) + rng.normal(size=n)
+        labels = np.digitize(y, np.quantile(y, [1 / 3, 2 / 3]))
+        for name, sk_fn, jx_fn, target in [
+            ("regression", sk_regression, jf.mutual_info_regression, y),
+            ("classif, 3 classes", sk_classif, jf.mutual_info_classif, labels),
+        ]:
+            peer_s, want = _peer_time(sk_fn, X, target, random_state=0)
+            first, warm, got = _jaxent_time(
+                lambda fn=jx_fn, t=target: fn(X, t, random_state=0), args.repeats
+            )
+            record(
+                f"(b) {f} features x n = {n:,}, {name}",
+                "scikit-learn",
+                peer_s,
+                first,
+                warm,
+                _worst(got, want),
+            )
+
+    if "c" in args.sections:
+        # (c) 100 independent problems of 2,000, batched against a loop.
+        problems, n = (20, 2_000) if args.quick else (100, 2_000)
+        xs = rng.normal(size=(problems, n))
+        ys = 0.6 * xs + 0.8 * rng.normal(size=(problems, n))
+        start = time.perf_counter()
+        want = [sk_regression(xs[p][:, None], ys[p], random_state=p)[0] for p in range(problems)]
+        peer_s = time.perf_counter() - start
+        noised = [_sklearn_noise(xs[p][:, None], ys[p], p) for p in range(problems)]
+        bx = np.stack([a for a, _ in noised])
+        by = np.stack([b for _, b in noised])[..., None]
+        first, warm, got = _jaxent_time(
+            lambda: je.estimators.ksg_mutual_information(bx, by), args.repeats
+        )
+        record(
+            f"(c) {problems} KSG problems of n = {n:,}, one batched call",
+            "scikit-learn loop",
+            peer_s,
+            first,
+            warm,
+            _worst(np.maximum(got, 0), want),
+        )
+
+    if "d" in args.sections:
+        # (d) Kozachenko-Leonenko entropy.
+        n = 20_000 if args.quick else 100_000
+        for d in (1, 3):
+            x = rng.normal(size=(n, d))
+            peer_s, want = _peer_time(_kl_entropy_kdtree, x)
+            first, warm, got = _jaxent_time(
+                lambda x=x: je.estimators.kozachenko_leonenko_entropy(x), args.repeats
+            )
+            record(
+                f"(d) Kozachenko-Leonenko, n = {n:,}, d = {d}",
+                "SciPy cKDTree",
+                peer_s,
+                first,
+                warm,
+                _worst(got, want),
+            )
+            if d == 1:
+                peer_s, other = _peer_time(stats.differential_entropy, x[:, 0])
+                record(
+                    f"(d) entropy, n = {n:,}, d = 1 (Vasicek: another estimator)",
+                    "scipy.stats.differential_entropy",
+                    peer_s,
+                    first,
+                    warm,
+                    _worst(got, other),
+                )
 
     device = jax.devices()[0]
     print()
