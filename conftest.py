@@ -12,6 +12,9 @@
   entry is never used.
 * ``rng``: a NumPy generator seeded from the test's node id, so a test draws the same
   numbers on every run, alone or in any order, on any xdist worker.
+* ``variant``: a test that takes it runs twice, with ``variant`` = ``jax.jit`` and with
+  the identity (eager), the plain-pytest form of ``@chex.variants(with_jit=True,
+  without_jit=True)``.
 * Hypothesis: the default profile runs a moderate number of examples for the fast
   loop; ``HYPOTHESIS_PROFILE=thorough`` runs many more (and a test's own
   ``max_examples`` scales with the profile, see ``tests/utils.examples``).
@@ -19,6 +22,7 @@
   the short ones fill the other workers.
 """
 
+import inspect
 import os
 
 _DEVICES = "--xla_force_host_platform_device_count=8"
@@ -51,6 +55,33 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "jaxent"))
 def rng(request) -> np.random.Generator:
     """A generator seeded from the test's node id (reproducible, order-independent)."""
     return seeded_rng(request.node.nodeid)
+
+
+# The keyword options of jax.jit (static_argnames, ...): the eager variant takes them too.
+_JIT_OPTIONS = frozenset(inspect.signature(jax.jit).parameters) - {"fun"}
+
+
+@pytest.fixture(params=["jit", "eager"])
+def variant(request):
+    """``jax.jit`` (id ``jit``) or the identity (id ``eager``): ``variant(fn, **options)``.
+
+    The options are ``jax.jit``'s keywords; the eager variant checks their names and
+    ignores them. As with chex's variants, a test that takes the fixture and never
+    calls it fails.
+    """
+    calls = 0
+
+    def wrap(fn, **options):
+        nonlocal calls
+        unknown = set(options) - _JIT_OPTIONS
+        if unknown:
+            raise TypeError(f"variant() got options jax.jit does not take: {sorted(unknown)}")
+        calls += 1
+        return jax.jit(fn, **options) if request.param == "jit" else fn
+
+    yield wrap
+    if calls == 0:
+        pytest.fail(f"{request.node.nodeid} takes the variant fixture but never calls it")
 
 
 def pytest_collection_modifyitems(config, items):

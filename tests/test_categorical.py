@@ -7,12 +7,11 @@ import numpy as np
 import pytest
 import scipy.special as sp
 import scipy.stats as st
-from absl.testing import parameterized
 from jax.test_util import check_grads
 from scipy.spatial.distance import jensenshannon
 
 import jaxent as je
-from tests.utils import random_probs, seeded_rng
+from tests.utils import random_probs
 
 # float64 inputs, float64 references: agreement to a few ulps of the sum (rtol 1e-12
 # leaves room for different summation orders over up to 50 terms).
@@ -23,79 +22,84 @@ def _pq(rng, shape=(6, 9)):
     return random_probs(rng, shape), random_probs(rng, shape)
 
 
-class EagerAndJit(chex.TestCase):
-    """Each measure gives the SciPy value eagerly and under jit."""
+@pytest.fixture
+def pq(rng):
+    return _pq(rng)
 
-    def setUp(self):
-        super().setUp()
-        self.rng = seeded_rng(self.id())
-        self.p, self.q = _pq(self.rng)
 
-    @chex.variants(with_jit=True, without_jit=True)
-    def test_entropy(self):
-        got = self.variant(je.entropy)(self.p)
-        np.testing.assert_allclose(got, st.entropy(self.p, axis=-1), rtol=RTOL)
+# Each measure gives the SciPy value eagerly and under jit (the variant fixture).
 
-    @chex.variants(with_jit=True, without_jit=True)
-    def test_cross_entropy(self):
-        q = np.where(self.p > 0, self.q + 0.01, self.q)  # keep it finite
-        got = self.variant(je.cross_entropy)(self.p, q)
-        ref = -np.sum(sp.xlogy(self.p, q), axis=-1)
-        np.testing.assert_allclose(got, ref, rtol=RTOL)
 
-    @chex.variants(with_jit=True, without_jit=True)
-    def test_kl_divergence(self):
-        got = self.variant(je.kl_divergence)(self.p, self.q)
-        ref = st.entropy(self.p, self.q, axis=-1)  # inf on support mismatch too
-        np.testing.assert_allclose(got, ref, rtol=RTOL)
+def test_entropy(variant, pq):
+    p, _ = pq
+    got = variant(je.entropy)(p)
+    np.testing.assert_allclose(got, st.entropy(p, axis=-1), rtol=RTOL)
 
-    @chex.variants(with_jit=True, without_jit=True)
-    def test_js_divergence(self):
-        got = self.variant(lambda p, q: je.js_divergence(p, q, base=2))(self.p, self.q)
-        ref = jensenshannon(self.p, self.q, base=2, axis=-1) ** 2  # scipy gives the distance
-        np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-15)
 
-    @chex.variants(with_jit=True, without_jit=True)
-    def test_total_variation_and_hellinger(self):
-        tv = self.variant(je.total_variation)(self.p, self.q)
-        np.testing.assert_allclose(tv, 0.5 * np.abs(self.p - self.q).sum(-1), rtol=RTOL)
-        hd = self.variant(je.hellinger_distance)(self.p, self.q)
-        ref = np.sqrt(0.5 * ((np.sqrt(self.p) - np.sqrt(self.q)) ** 2).sum(-1))
-        np.testing.assert_allclose(hd, ref, rtol=RTOL)
+def test_cross_entropy(variant, pq):
+    p, q = pq
+    q = np.where(p > 0, q + 0.01, q)  # keep it finite
+    got = variant(je.cross_entropy)(p, q)
+    ref = -np.sum(sp.xlogy(p, q), axis=-1)
+    np.testing.assert_allclose(got, ref, rtol=RTOL)
 
-    @chex.variants(with_jit=True, without_jit=True)
-    @parameterized.parameters(0.0, 0.3, 0.7, 1.0 - 1e-9, 1.0, 1.0 + 1e-9, 1.6, 2.0, 7.5)
-    def test_renyi_and_tsallis(self, alpha):
-        p = self.p
-        support = p > 0
-        if alpha == 1.0 or abs(alpha - 1) < 1e-6:
-            renyi_ref = st.entropy(p, axis=-1)
-            tsallis_ref = renyi_ref
-        else:
-            power_sum = np.sum(np.where(support, p, 1) ** alpha * support, axis=-1)
-            renyi_ref = np.log(power_sum) / (1 - alpha)
-            tsallis_ref = (1 - power_sum) / (alpha - 1)
-        # Near alpha = 1 the closed form itself loses ~|log eps / (alpha - 1)| digits;
-        # the Shannon limit is the better reference there (error O(alpha - 1)).
-        tol = 1e-8 if abs(alpha - 1) < 1e-6 else 1e-11
-        got = self.variant(lambda p: je.renyi_entropy(p, alpha))(p)
-        np.testing.assert_allclose(got, renyi_ref, rtol=tol)
-        got = self.variant(lambda p: je.tsallis_entropy(p, alpha))(p)
-        np.testing.assert_allclose(got, tsallis_ref, rtol=tol, atol=1e-14)
 
-    @chex.variants(with_jit=True, without_jit=True)
-    @parameterized.parameters(0.0, 0.5, 0.9, 1.0, 1.2, 2.0, 5.0)
-    def test_renyi_divergence(self, alpha):
-        p, q = self.p, np.where(self.p > 0, self.q + 0.05, self.q)
-        q = q / q.sum(-1, keepdims=True)
-        if alpha == 1.0:
-            ref = st.entropy(p, q, axis=-1)
-        else:
-            s = p > 0
-            terms = np.where(s, np.where(s, p, 1) ** alpha * np.where(s, q, 1) ** (1 - alpha), 0)
-            ref = np.log(terms.sum(-1)) / (alpha - 1)
-        got = self.variant(lambda p, q: je.renyi_divergence(p, q, alpha))(p, q)
-        np.testing.assert_allclose(got, ref, rtol=1e-11, atol=1e-15)
+def test_kl_divergence(variant, pq):
+    p, q = pq
+    got = variant(je.kl_divergence)(p, q)
+    ref = st.entropy(p, q, axis=-1)  # inf on support mismatch too
+    np.testing.assert_allclose(got, ref, rtol=RTOL)
+
+
+def test_js_divergence(variant, pq):
+    p, q = pq
+    got = variant(lambda p, q: je.js_divergence(p, q, base=2))(p, q)
+    ref = jensenshannon(p, q, base=2, axis=-1) ** 2  # scipy gives the distance
+    np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-15)
+
+
+def test_total_variation_and_hellinger(variant, pq):
+    p, q = pq
+    tv = variant(je.total_variation)(p, q)
+    np.testing.assert_allclose(tv, 0.5 * np.abs(p - q).sum(-1), rtol=RTOL)
+    hd = variant(je.hellinger_distance)(p, q)
+    ref = np.sqrt(0.5 * ((np.sqrt(p) - np.sqrt(q)) ** 2).sum(-1))
+    np.testing.assert_allclose(hd, ref, rtol=RTOL)
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.3, 0.7, 1.0 - 1e-9, 1.0, 1.0 + 1e-9, 1.6, 2.0, 7.5])
+def test_renyi_and_tsallis(alpha, variant, pq):
+    p, _ = pq
+    support = p > 0
+    if alpha == 1.0 or abs(alpha - 1) < 1e-6:
+        renyi_ref = st.entropy(p, axis=-1)
+        tsallis_ref = renyi_ref
+    else:
+        power_sum = np.sum(np.where(support, p, 1) ** alpha * support, axis=-1)
+        renyi_ref = np.log(power_sum) / (1 - alpha)
+        tsallis_ref = (1 - power_sum) / (alpha - 1)
+    # Near alpha = 1 the closed form itself loses ~|log eps / (alpha - 1)| digits;
+    # the Shannon limit is the better reference there (error O(alpha - 1)).
+    tol = 1e-8 if abs(alpha - 1) < 1e-6 else 1e-11
+    got = variant(lambda p: je.renyi_entropy(p, alpha))(p)
+    np.testing.assert_allclose(got, renyi_ref, rtol=tol)
+    got = variant(lambda p: je.tsallis_entropy(p, alpha))(p)
+    np.testing.assert_allclose(got, tsallis_ref, rtol=tol, atol=1e-14)
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.5, 0.9, 1.0, 1.2, 2.0, 5.0])
+def test_renyi_divergence(alpha, variant, pq):
+    p, q = pq
+    q = np.where(p > 0, q + 0.05, q)
+    q = q / q.sum(-1, keepdims=True)
+    if alpha == 1.0:
+        ref = st.entropy(p, q, axis=-1)
+    else:
+        s = p > 0
+        terms = np.where(s, np.where(s, p, 1) ** alpha * np.where(s, q, 1) ** (1 - alpha), 0)
+        ref = np.log(terms.sum(-1)) / (alpha - 1)
+    got = variant(lambda p, q: je.renyi_divergence(p, q, alpha))(p, q)
+    np.testing.assert_allclose(got, ref, rtol=1e-11, atol=1e-15)
 
 
 def test_renyi_limits(rng):

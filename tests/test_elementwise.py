@@ -9,7 +9,6 @@ import scipy.special as sp
 from jax.test_util import check_grads
 
 import jaxent as je
-from tests.utils import seeded_rng
 
 RTOL = 1e-13  # one or two roundings in float64
 
@@ -20,39 +19,44 @@ def _probs(rng, n=64):
     return p
 
 
-class Values(chex.TestCase):
-    def setUp(self):
-        super().setUp()
-        rng = seeded_rng(self.id())
-        self.p, self.q = _probs(rng), rng.random(64)
+@pytest.fixture
+def pq(rng):
+    return _probs(rng), rng.random(64)
 
-    @chex.variants(with_jit=True, without_jit=True)
-    def test_surprisal(self):
-        with np.errstate(divide="ignore"):
-            ref = -np.log(self.p)
-        np.testing.assert_allclose(self.variant(je.surprisal)(self.p), ref, rtol=RTOL)
-        bits = self.variant(lambda p: je.surprisal(p, base=2))(self.p)
-        with np.errstate(divide="ignore"):
-            np.testing.assert_allclose(bits, -np.log2(self.p), rtol=RTOL)
 
-    @chex.variants(with_jit=True, without_jit=True)
-    def test_binary_entropy(self):
-        # entr(1 - p) would lose the term ~p at p = 1e-300; xlog1py keeps it.
-        ref = sp.entr(self.p) - sp.xlog1py(1 - self.p, -self.p)
-        np.testing.assert_allclose(self.variant(je.binary_entropy)(self.p), ref, rtol=RTOL)
+# Values eagerly and under jit (the variant fixture).
 
-    @chex.variants(with_jit=True, without_jit=True)
-    def test_binary_cross_entropy(self):
-        ref = -sp.xlogy(self.p, self.q) - sp.xlog1py(1 - self.p, -self.q)
-        got = self.variant(je.binary_cross_entropy)(self.p, self.q)
-        np.testing.assert_allclose(got, ref, rtol=RTOL)
 
-    @chex.variants(with_jit=True, without_jit=True)
-    def test_binary_kl_divergence(self):
-        ref = sp.rel_entr(self.p, self.q) + sp.rel_entr(1 - self.p, 1 - self.q)
-        got = self.variant(je.binary_kl_divergence)(self.p, self.q)
-        # rel_entr itself rounds log(p/q) and the two terms can cancel: 1e-11.
-        np.testing.assert_allclose(got, ref, rtol=1e-11, atol=1e-300)
+def test_surprisal(variant, pq):
+    p, _ = pq
+    with np.errstate(divide="ignore"):
+        ref = -np.log(p)
+    np.testing.assert_allclose(variant(je.surprisal)(p), ref, rtol=RTOL)
+    bits = variant(lambda p: je.surprisal(p, base=2))(p)
+    with np.errstate(divide="ignore"):
+        np.testing.assert_allclose(bits, -np.log2(p), rtol=RTOL)
+
+
+def test_binary_entropy(variant, pq):
+    p, _ = pq
+    # entr(1 - p) would lose the term ~p at p = 1e-300; xlog1py keeps it.
+    ref = sp.entr(p) - sp.xlog1py(1 - p, -p)
+    np.testing.assert_allclose(variant(je.binary_entropy)(p), ref, rtol=RTOL)
+
+
+def test_binary_cross_entropy(variant, pq):
+    p, q = pq
+    ref = -sp.xlogy(p, q) - sp.xlog1py(1 - p, -q)
+    got = variant(je.binary_cross_entropy)(p, q)
+    np.testing.assert_allclose(got, ref, rtol=RTOL)
+
+
+def test_binary_kl_divergence(variant, pq):
+    p, q = pq
+    ref = sp.rel_entr(p, q) + sp.rel_entr(1 - p, 1 - q)
+    got = variant(je.binary_kl_divergence)(p, q)
+    # rel_entr itself rounds log(p/q) and the two terms can cancel: 1e-11.
+    np.testing.assert_allclose(got, ref, rtol=1e-11, atol=1e-300)
 
 
 def test_endpoints_are_exact():

@@ -9,7 +9,6 @@ from jax.test_util import check_grads
 from scipy.stats import multivariate_normal, norm
 
 import jaxent as je
-from tests.utils import seeded_rng
 
 
 def _spd(rng, d, batch=()):
@@ -31,28 +30,25 @@ def _kl_reference(mp, cp, mq, cq):
     )
 
 
-class Values(chex.TestCase):
-    def setUp(self):
-        super().setUp()
-        self.rng = seeded_rng(self.id())
+# Values eagerly and under jit (the variant fixture).
 
-    @chex.variants(with_jit=True, without_jit=True)
-    def test_entropy_matches_scipy(self):
-        for d in (1, 3, 6):
-            cov = _spd(self.rng, d)
-            ref = multivariate_normal(mean=np.zeros(d), cov=cov).entropy()
-            got = self.variant(je.gaussian_entropy)(cov)
-            np.testing.assert_allclose(got, ref, rtol=1e-12)
-            bits = self.variant(lambda c: je.gaussian_entropy(c, base=2))(cov)
-            np.testing.assert_allclose(bits, ref / np.log(2), rtol=1e-12)
 
-    @chex.variants(with_jit=True, without_jit=True)
-    def test_kl_matches_closed_form(self):
-        d = 4
-        mp, mq = self.rng.normal(size=(2, d))
-        cp, cq = _spd(self.rng, d), _spd(self.rng, d)
-        got = self.variant(je.gaussian_kl_divergence)(mp, cp, mq, cq)
-        np.testing.assert_allclose(got, _kl_reference(mp, cp, mq, cq), rtol=1e-10)
+def test_entropy_matches_scipy(variant, rng):
+    for d in (1, 3, 6):
+        cov = _spd(rng, d)
+        ref = multivariate_normal(mean=np.zeros(d), cov=cov).entropy()
+        got = variant(je.gaussian_entropy)(cov)
+        np.testing.assert_allclose(got, ref, rtol=1e-12)
+        bits = variant(lambda c: je.gaussian_entropy(c, base=2))(cov)
+        np.testing.assert_allclose(bits, ref / np.log(2), rtol=1e-12)
+
+
+def test_kl_matches_closed_form(variant, rng):
+    d = 4
+    mp, mq = rng.normal(size=(2, d))
+    cp, cq = _spd(rng, d), _spd(rng, d)
+    got = variant(je.gaussian_kl_divergence)(mp, cp, mq, cq)
+    np.testing.assert_allclose(got, _kl_reference(mp, cp, mq, cq), rtol=1e-10)
 
 
 def test_univariate_kl_textbook():

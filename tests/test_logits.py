@@ -11,36 +11,41 @@ import scipy.stats as st
 from jax.test_util import check_grads
 
 import jaxent as je
-from tests.utils import random_probs, seeded_rng
+from tests.utils import random_probs
 
 RTOL = 1e-12
 
 
-class Values(chex.TestCase):
-    def setUp(self):
-        super().setUp()
-        rng = seeded_rng(self.id())
-        self.z1 = rng.normal(scale=3.0, size=(5, 12))
-        self.z2 = rng.normal(scale=3.0, size=(5, 12))
-        self.p = random_probs(rng, (5, 12))
+@pytest.fixture
+def logits(rng):
+    """Two batches of logits and a batch of probabilities with zeros: z1, z2, p."""
+    z1 = rng.normal(scale=3.0, size=(5, 12))
+    z2 = rng.normal(scale=3.0, size=(5, 12))
+    return z1, z2, random_probs(rng, (5, 12))
 
-    @chex.variants(with_jit=True, without_jit=True)
-    def test_entropy_from_logits(self):
-        got = self.variant(je.entropy_from_logits)(self.z1)
-        np.testing.assert_allclose(got, st.entropy(sp.softmax(self.z1, -1), axis=-1), rtol=RTOL)
 
-    @chex.variants(with_jit=True, without_jit=True)
-    def test_cross_entropy_from_logits(self):
-        got = self.variant(je.cross_entropy_from_logits)(self.p, self.z1)
-        ref = -np.sum(self.p * sp.log_softmax(self.z1, -1), axis=-1)
-        np.testing.assert_allclose(got, ref, rtol=RTOL)
-        np.testing.assert_allclose(got, optax.softmax_cross_entropy(self.z1, self.p), rtol=RTOL)
+# Values eagerly and under jit (the variant fixture).
 
-    @chex.variants(with_jit=True, without_jit=True)
-    def test_kl_divergence_from_logits(self):
-        got = self.variant(je.kl_divergence_from_logits)(self.z1, self.z2)
-        ref = st.entropy(sp.softmax(self.z1, -1), sp.softmax(self.z2, -1), axis=-1)
-        np.testing.assert_allclose(got, ref, rtol=1e-11)
+
+def test_entropy_from_logits(variant, logits):
+    z1, _, _ = logits
+    got = variant(je.entropy_from_logits)(z1)
+    np.testing.assert_allclose(got, st.entropy(sp.softmax(z1, -1), axis=-1), rtol=RTOL)
+
+
+def test_cross_entropy_from_logits(variant, logits):
+    z1, _, p = logits
+    got = variant(je.cross_entropy_from_logits)(p, z1)
+    ref = -np.sum(p * sp.log_softmax(z1, -1), axis=-1)
+    np.testing.assert_allclose(got, ref, rtol=RTOL)
+    np.testing.assert_allclose(got, optax.softmax_cross_entropy(z1, p), rtol=RTOL)
+
+
+def test_kl_divergence_from_logits(variant, logits):
+    z1, z2, _ = logits
+    got = variant(je.kl_divergence_from_logits)(z1, z2)
+    ref = st.entropy(sp.softmax(z1, -1), sp.softmax(z2, -1), axis=-1)
+    np.testing.assert_allclose(got, ref, rtol=1e-11)
 
 
 def test_minus_inf_logits_equal_slicing(rng):

@@ -219,13 +219,9 @@ def test_groups_and_batch_axes(rng):
     np.testing.assert_allclose(got, ref[-1], atol=ATOL)
 
 
-class Transformations(chex.TestCase):
-    @chex.variants(with_jit=True, without_jit=True)
-    def test_jit_matches_eager(self):
-        p = _random_table(np.random.default_rng(1), (2, 3, 3))
-        np.testing.assert_allclose(
-            self.variant(_every_measure)(p), [fn(p) for fn in ALL], atol=ATOL
-        )
+def test_jit_matches_eager(variant):
+    p = _random_table(np.random.default_rng(1), (2, 3, 3))
+    np.testing.assert_allclose(variant(_every_measure)(p), [fn(p) for fn in ALL], atol=ATOL)
 
 
 def test_gradients_finite_with_zeros(rng):

@@ -14,7 +14,7 @@ ACCURACY_SECTION = "jaxent accuracy table"
 
 
 def seeded_rng(key: str) -> np.random.Generator:
-    """A generator seeded from ``key`` (a test's node id or ``TestCase.id()``)."""
+    """A generator seeded from ``key`` (a test's node id: the ``rng`` fixture)."""
     return np.random.default_rng(zlib.crc32(key.encode()))
 
 
