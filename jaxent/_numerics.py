@@ -249,17 +249,64 @@ def branch(index: jax.Array, branches: list[Callable[..., jax.Array]], *operands
     """``branches[index](*operands)`` per batch element, computing only what is needed.
 
     A scalar ``index`` (one order for the whole batch, the common case) runs one
-    branch with ``lax.switch``, and derivatives flow through that branch alone;
-    otherwise every branch is evaluated and the results selected elementwise (what
-    ``lax.switch`` does under ``vmap`` too). Each branch must be safe on every input.
+    branch with ``lax.switch``; otherwise every branch is evaluated and the results
+    selected elementwise (what ``lax.switch`` does under ``vmap`` too). Each branch
+    must be safe on every input.
+
+    The branches map operands of shape ``batch + (m,)`` (any ``m``, e.g. 1 for a
+    per-row parameter) to one value per batch element, ``batch``, each value
+    depending on its own row only, and use no other array that is differentiated
+    (pass every such array as an operand). With a scalar ``index``, derivatives come
+    from the selected branch's own gradient (see :func:`_switch`), so reverse mode
+    keeps one gradient per operand instead of every branch's intermediates.
     """
     if jnp.ndim(index) == 0:
-        return jax.lax.switch(index, branches, *operands)
+        return _switch(index, tuple(branches), *operands)
     outs = [fn(*operands) for fn in branches]
     result = outs[0]
     for i, out in enumerate(outs[1:], start=1):
         result = jnp.where(index == i, out, result)
     return result
+
+
+@partial(jax.custom_jvp, nondiff_argnums=(1,))
+def _switch(index: jax.Array, branches: tuple[Callable[..., jax.Array], ...], *operands):
+    """``lax.switch`` for row-wise branches (see :func:`branch`), with a derivative rule.
+
+    Differentiating ``lax.switch`` itself makes every branch return the intermediates
+    of every other branch (zeros for the branches not taken), written out in full: in
+    reverse mode that was most of the time (Rényi entropy's gradient 4.5x its value's
+    formula). Here the taken branch computes its value and, by one reverse pass with
+    unit cotangents, the gradient of each row's value in each of its operands' entries
+    (exact, since rows are independent); the tangent is then a row-wise sum.
+    """
+    return jax.lax.switch(index, branches, *operands)
+
+
+@_switch.defjvp
+def _switch_jvp(branches, primals, tangents):
+    index, *operands = primals
+    _, *operand_dots = tangents
+    inexact = [jnp.issubdtype(jnp.result_type(a), jnp.inexact) for a in operands]
+
+    def with_gradient(fn):
+        def run(*ops):
+            def of_inexact(*xs):
+                it = iter(xs)
+                return fn(*(next(it) if f else a for a, f in zip(ops, inexact)))
+
+            value, pullback = jax.vjp(of_inexact, *(a for a, f in zip(ops, inexact) if f))
+            return value, pullback(jnp.ones_like(value))
+
+        return run
+
+    value, grads = jax.lax.switch(index, [with_gradient(fn) for fn in branches], *operands)
+    dots = [d for d, f in zip(operand_dots, inexact) if f]
+    tangent = jnp.zeros_like(value)
+    for g, d in zip(grads, dots):
+        product = g * d
+        tangent = tangent + jnp.sum(product, axis=tuple(range(value.ndim, product.ndim)))
+    return value, tangent
 
 
 def _varying_axes(a) -> frozenset:

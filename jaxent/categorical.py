@@ -344,17 +344,21 @@ def renyi_entropy(
     order = jnp.asarray(alpha, p.dtype)
     alpha, (p,), where = nx.with_param(alpha, "alpha", [p], axis, where)
     keep = p > 0 if where is None else (p > 0) & where
-    logp = jnp.log(jnp.where(keep, p, 1))
 
-    def near(alpha):
+    # The branches see every array they use as an operand, and derive the rest (see
+    # nx.branch: its derivative rule then needs the gradient in p alone).
+    def near(alpha, p, keep):
         beta = alpha - 1
+        logp = jnp.log(jnp.where(keep, p, 1))
         return _renyi_sum_near_one(logp, jnp.where(jnp.abs(beta) < _NEAR_ONE, beta, 0), p, keep)
 
-    def far(alpha):
+    def far(alpha, p, keep):
+        logp = jnp.log(jnp.where(keep, p, 1))
         far_alpha = jnp.where((jnp.abs(alpha - 1) < _NEAR_ONE) | jnp.isinf(alpha), 2, alpha)
         return nx.logsumexp(far_alpha * logp, axis=-1, where=keep) / (1 - far_alpha[..., 0])
 
-    def min_entropy(alpha):
+    def min_entropy(alpha, p, keep):
+        logp = jnp.log(jnp.where(keep, p, 1))
         return -jnp.max(jnp.where(keep, logp, -jnp.inf), axis=-1)
 
     def index_of(a):
@@ -363,7 +367,7 @@ def renyi_entropy(
     index = index_of(order)
     if index.ndim:
         index = index_of(alpha[..., 0])
-    h = nx.branch(index, [near, far, min_entropy], alpha)
+    h = nx.branch(index, [near, far, min_entropy], alpha, p, keep)
     return nx.to_units(h, base).astype(dtype)
 
 
@@ -383,6 +387,19 @@ def _renyi_bracket_series(log_ratio: jax.Array, alpha: jax.Array) -> jax.Array:
         term = term * log_ratio / n
         total = total + term * weight
     return total
+
+
+def _safe_log_ratio(p: jax.Array, q: jax.Array, keep: jax.Array):
+    """``p`` and ``q`` with 1 outside ``keep``, and ``log(p/q)`` there (0 outside)."""
+    safe_p, safe_q = jnp.where(keep, p, 1), jnp.where(keep, q, 1)
+    rel = (safe_p - safe_q) / safe_q
+    # log1p of the relative difference keeps log(p/q) accurate when p is close to q.
+    log_ratio = jnp.where(
+        jnp.isfinite(rel),
+        jnp.log1p(jnp.where(jnp.isfinite(rel), rel, 0)),
+        jnp.log(safe_p) - jnp.log(safe_q),
+    )
+    return safe_p, safe_q, log_ratio
 
 
 @expects(p="probs", q="probs")
@@ -445,21 +462,16 @@ def renyi_divergence(
     support = p > 0 if where is None else (p > 0) & where
     mismatch = support & (q == 0)
     keep = support & ~mismatch
-    safe_p, safe_q = jnp.where(keep, p, 1), jnp.where(keep, q, 1)
-    rel = (safe_p - safe_q) / safe_q
-    # log1p of the relative difference keeps log(p/q) accurate when p is close to q.
-    log_ratio = jnp.where(
-        jnp.isfinite(rel),
-        jnp.log1p(jnp.where(jnp.isfinite(rel), rel, 0)),
-        jnp.log(safe_p) - jnp.log(safe_q),
-    )
     kept = jnp.ones_like(keep) if where is None else where
 
     # 0 < alpha <= 2 uses the expansion (no overflow there: |beta log(p/q)| < 89
     # for normal numbers); a log-sum-exp of the terms would cancel for nearly equal
     # distributions. alpha = 0 (-log of q's mass on p's support) is exact as a
     # log-sum-exp.
-    def near(alpha):
+    # The branches see every array they use as an operand, and derive the rest (see
+    # nx.branch: its derivative rule then needs the gradients in p and q alone).
+    def near(alpha, p, q, keep, mismatch, kept):
+        _, _, log_ratio = _safe_log_ratio(p, q, keep)
         beta = alpha - 1
         b = jnp.where((beta > -1) & (beta <= 1), beta, 0)
         # v = (sum p (p/q)^beta - sum p) / beta = sum [p expm1(beta L)/beta - (p - q)]
@@ -480,14 +492,16 @@ def renyi_divergence(
         v = jnp.sum(bracket, axis=-1) + nx.accurate_sum(jnp.where(kept, p - q, 0), -1)
         return v * nx.log1prel(b[..., 0] * v)
 
-    def far(alpha):
+    def far(alpha, p, q, keep, mismatch, kept):
+        safe_p, safe_q, _ = _safe_log_ratio(p, q, keep)
         beta = alpha - 1
         fa = jnp.where(((beta > -1) & (beta <= 1)) | jnp.isinf(alpha), 2, alpha)
         # log(p^alpha q^(1-alpha)) from the two logs (exact at alpha = 0: log q).
         log_terms = fa * jnp.log(safe_p) + (1 - fa) * jnp.log(safe_q)
         return nx.logsumexp(log_terms, axis=-1, where=keep) / (fa[..., 0] - 1)
 
-    def max_ratio(alpha):
+    def max_ratio(alpha, p, q, keep, mismatch, kept):
+        _, _, log_ratio = _safe_log_ratio(p, q, keep)
         return jnp.max(jnp.where(keep, log_ratio, -jnp.inf), axis=-1)
 
     def index_of(a):
@@ -496,7 +510,8 @@ def renyi_divergence(
     index = index_of(order)
     if index.ndim:
         index = index_of(alpha[..., 0])
-    d = nx.branch(index, [near, far, max_ratio], alpha)
+    operands = (alpha, p, q, keep, mismatch, kept)
+    d = nx.branch(index, [near, far, max_ratio], *operands)
     d = jnp.where(jnp.any(mismatch, axis=-1) & (alpha[..., 0] >= 1), jnp.inf, d)
     return nx.to_units(d, base).astype(dtype)
 
