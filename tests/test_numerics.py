@@ -81,6 +81,20 @@ def _mp_log1prel(x):
     return mp.log1p(x) / x if x != 0 else mp.mpf(1)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_exprel_slope_against_mpmath(dtype):
+    # The series below |x| = 0.1, the closed form above (cancellation up to ~20x).
+    xs = np.array([0.0, 1e-9, 1e-4, 0.0999999, 0.1, 0.1000001, 0.5, 3.0, 30.0])
+    xs = np.concatenate([xs, -xs[1:]]).astype(dtype)
+    got = np.asarray(jax.jit(nx.exprel_slope)(jnp.asarray(xs)), np.float64)
+    with mp.workdps(40):
+        want = [mp.diff(_mp_exprel, mp.mpf(float(x))) if x else mp.mpf(0.5) for x in xs]
+    eps = float(jnp.finfo(dtype).eps)
+    np.testing.assert_allclose(got, np.array(want, float), rtol=64 * eps, atol=0)
+    # And it is exprel's derivative, also as JAX differentiates exprel.
+    np.testing.assert_allclose(got, jax.vmap(jax.grad(nx.exprel))(jnp.asarray(xs)), rtol=64 * eps)
+
+
 @pytest.mark.parametrize(
     ("fn", "ref"),
     [(nx.exprel, _mp_exprel), (nx.log1prel, _mp_log1prel)],
