@@ -61,11 +61,11 @@ def _timed(fn, *args, **kwargs):
     return time.perf_counter() - start, out
 
 
-def _peer_time(fn, *args, **kwargs):
+def _peer_time(fn, *args):
     """(median time, result) of a peer's calls: one call, or up to 30 under a second."""
     times, out = [], None
     while not times or (sum(times) < 1.0 and len(times) < 30):
-        t, out = _timed(fn, *args, **kwargs)
+        t, out = _timed(fn, *args)
         times.append(t)
     return statistics.median(times), out
 
@@ -124,23 +124,25 @@ def main():
             flush=True,
         )
 
+    def versus(case, peer, peer_fn, jaxent_fn):
+        """Times a peer and jaxent on the same problem and records the row; returns
+        jaxent's (first, warm, result) for reuse against another peer."""
+        peer_s, want = _peer_time(peer_fn)
+        first, warm, got = _jaxent_time(jaxent_fn, args.repeats)
+        record(case, peer, peer_s, first, warm, _worst(got, want))
+        return first, warm, got
+
     if "a" in args.sections:
         # (a) one feature against a continuous target.
         sizes = [2_000, 40_000] if args.quick else [2_000, 40_000, 171_522, 1_000_000]
         for n in sizes:
             x = rng.normal(size=(n, 1))
             y = x[:, 0] + rng.normal(size=n)
-            peer_s, want = _peer_time(sk_regression, x, y, random_state=0)
-            first, warm, got = _jaxent_time(
-                lambda x=x, y=y: jf.mutual_info_regression(x, y, random_state=0), args.repeats
-            )
-            record(
+            versus(
                 f"(a) KSG, 1 feature, n = {n:,}",
                 "scikit-learn",
-                peer_s,
-                first,
-                warm,
-                _worst(got, want),
+                lambda x=x, y=y: sk_regression(x, y, random_state=0),
+                lambda x=x, y=y: jf.mutual_info_regression(x, y, random_state=0),
             )
 
     if "b" in args.sections:
@@ -153,17 +155,11 @@ def main():
             ("regression", sk_regression, jf.mutual_info_regression, y),
             ("classif, 3 classes", sk_classif, jf.mutual_info_classif, labels),
         ]:
-            peer_s, want = _peer_time(sk_fn, X, target, random_state=0)
-            first, warm, got = _jaxent_time(
-                lambda fn=jx_fn, t=target: fn(X, t, random_state=0), args.repeats
-            )
-            record(
+            versus(
                 f"(b) {f} features x n = {n:,}, {name}",
                 "scikit-learn",
-                peer_s,
-                first,
-                warm,
-                _worst(got, want),
+                lambda fn=sk_fn, t=target: fn(X, t, random_state=0),
+                lambda fn=jx_fn, t=target: fn(X, t, random_state=0),
             )
 
     if "c" in args.sections:
@@ -194,17 +190,11 @@ def main():
         n = 20_000 if args.quick else 100_000
         for d in (1, 3):
             x = rng.normal(size=(n, d))
-            peer_s, want = _peer_time(_kl_entropy_kdtree, x)
-            first, warm, got = _jaxent_time(
-                lambda x=x: je.estimators.kozachenko_leonenko_entropy(x), args.repeats
-            )
-            record(
+            first, warm, got = versus(
                 f"(d) Kozachenko-Leonenko, n = {n:,}, d = {d}",
                 "SciPy cKDTree",
-                peer_s,
-                first,
-                warm,
-                _worst(got, want),
+                lambda x=x: _kl_entropy_kdtree(x),
+                lambda x=x: je.estimators.kozachenko_leonenko_entropy(x),
             )
             if d == 1:
                 peer_s, other = _peer_time(stats.differential_entropy, x[:, 0])
