@@ -277,6 +277,11 @@ def js_divergence(
     return nx.to_units(_js_divergence(axis, p, q), base).astype(dtype)
 
 
+def _log_kept(p: jax.Array, keep: jax.Array) -> jax.Array:
+    """``log p`` where ``keep``, 0 elsewhere (finite derivatives everywhere)."""
+    return jnp.log(jnp.where(keep, p, 1))
+
+
 def _renyi_sum_near_one(logp: jax.Array, beta: jax.Array, p: jax.Array, keep: jax.Array):
     """``log(sum p^alpha) / (1 - alpha)`` near ``alpha = 1`` (``beta = alpha - 1``).
 
@@ -349,17 +354,17 @@ def renyi_entropy(
     # nx.branch: its derivative rule then needs the gradient in p alone).
     def near(alpha, p, keep):
         beta = alpha - 1
-        logp = jnp.log(jnp.where(keep, p, 1))
-        return _renyi_sum_near_one(logp, jnp.where(jnp.abs(beta) < _NEAR_ONE, beta, 0), p, keep)
+        return _renyi_sum_near_one(
+            _log_kept(p, keep), jnp.where(jnp.abs(beta) < _NEAR_ONE, beta, 0), p, keep
+        )
 
     def far(alpha, p, keep):
-        logp = jnp.log(jnp.where(keep, p, 1))
         far_alpha = jnp.where((jnp.abs(alpha - 1) < _NEAR_ONE) | jnp.isinf(alpha), 2, alpha)
-        return nx.logsumexp(far_alpha * logp, axis=-1, where=keep) / (1 - far_alpha[..., 0])
+        log_terms = far_alpha * _log_kept(p, keep)
+        return nx.logsumexp(log_terms, axis=-1, where=keep) / (1 - far_alpha[..., 0])
 
     def min_entropy(alpha, p, keep):
-        logp = jnp.log(jnp.where(keep, p, 1))
-        return -jnp.max(jnp.where(keep, logp, -jnp.inf), axis=-1)
+        return -jnp.max(jnp.where(keep, _log_kept(p, keep), -jnp.inf), axis=-1)
 
     def index_of(a):
         return jnp.where(jnp.isinf(a), 2, jnp.where(jnp.abs(a - 1) < _NEAR_ONE, 0, 1))
@@ -400,7 +405,7 @@ def _renyi_bracket(p: jax.Array, q: jax.Array, keep: jax.Array, beta: jax.Array)
     ``-expm1(alpha L)`` in ``q`` and ``p L^2 exprel'(beta L)`` in ``beta``: reverse
     mode through the 18-term series wrote each step out in full.
     """
-    _, _, log_ratio = _safe_log_ratio(p, q, keep)
+    log_ratio = _log_ratio_kept(p, q, keep)
     small = keep & (jnp.abs(log_ratio) < 1)
     bracket = jnp.where(
         small,
@@ -414,27 +419,22 @@ def _renyi_bracket(p: jax.Array, q: jax.Array, keep: jax.Array, beta: jax.Array)
 def _renyi_bracket_jvp(primals, tangents):
     p, q, keep, beta = primals
     dp, dq, _, dbeta = tangents
-    _, _, log_ratio = _safe_log_ratio(p, q, keep)
+    log_ratio = _log_ratio_kept(p, q, keep)
     x = beta * log_ratio
-    slope_p = jnp.where(keep, (beta + 1) * log_ratio * nx.exprel(x), 0)
-    slope_q = jnp.where(keep, -jnp.expm1((beta + 1) * log_ratio), 0)
-    slope_beta = jnp.where(keep, p * log_ratio * log_ratio * nx.exprel_slope(x), 0)
-    tangent = slope_p * dp + slope_q * dq + slope_beta * dbeta
+    slope_p = (beta + 1) * log_ratio * nx.exprel(x)
+    slope_q = -jnp.expm1((beta + 1) * log_ratio)
+    slope_beta = p * log_ratio * log_ratio * nx.exprel_slope(x)
+    tangent = jnp.where(keep, slope_p * dp + slope_q * dq + slope_beta * dbeta, 0)
     return _renyi_bracket(p, q, keep, beta), tangent
 
 
-def _log_ratio(p: jax.Array, q: jax.Array) -> jax.Array:
-    """``log(p/q)`` for ``p, q > 0``: log1p of the relative difference keeps it accurate
-    when ``p`` is close to ``q``."""
+def _log_ratio_kept(p: jax.Array, q: jax.Array, keep: jax.Array) -> jax.Array:
+    """``log(p/q)`` where ``keep`` (``p, q > 0``), 0 elsewhere: log1p of the relative
+    difference keeps it accurate when ``p`` is close to ``q``."""
+    p, q = jnp.where(keep, p, 1), jnp.where(keep, q, 1)
     rel = (p - q) / q
     finite = jnp.isfinite(rel)
     return jnp.where(finite, jnp.log1p(jnp.where(finite, rel, 0)), jnp.log(p) - jnp.log(q))
-
-
-def _safe_log_ratio(p: jax.Array, q: jax.Array, keep: jax.Array):
-    """``p`` and ``q`` with 1 outside ``keep``, and ``log(p/q)`` there (0 outside)."""
-    safe_p, safe_q = jnp.where(keep, p, 1), jnp.where(keep, q, 1)
-    return safe_p, safe_q, _log_ratio(safe_p, safe_q)
 
 
 @expects(p="probs", q="probs")
@@ -521,16 +521,14 @@ def renyi_divergence(
         return v * nx.log1prel(b[..., 0] * v)
 
     def far(alpha, p, q, keep, mismatch, kept):
-        safe_p, safe_q, _ = _safe_log_ratio(p, q, keep)
         beta = alpha - 1
         fa = jnp.where(((beta > -1) & (beta <= 1)) | jnp.isinf(alpha), 2, alpha)
         # log(p^alpha q^(1-alpha)) from the two logs (exact at alpha = 0: log q).
-        log_terms = fa * jnp.log(safe_p) + (1 - fa) * jnp.log(safe_q)
+        log_terms = fa * _log_kept(p, keep) + (1 - fa) * _log_kept(q, keep)
         return nx.logsumexp(log_terms, axis=-1, where=keep) / (fa[..., 0] - 1)
 
     def max_ratio(alpha, p, q, keep, mismatch, kept):
-        _, _, log_ratio = _safe_log_ratio(p, q, keep)
-        return jnp.max(jnp.where(keep, log_ratio, -jnp.inf), axis=-1)
+        return jnp.max(jnp.where(keep, _log_ratio_kept(p, q, keep), -jnp.inf), axis=-1)
 
     def index_of(a):
         return jnp.where(jnp.isinf(a), 2, jnp.where((a > 0) & (a <= 2), 0, 1))
@@ -588,7 +586,7 @@ def tsallis_entropy(
 
 def _tsallis_value(p, alpha):
     keep = p > 0
-    logp = jnp.log(jnp.where(keep, p, 1))
+    logp = _log_kept(p, keep)
     finite = jnp.isfinite(alpha)
     beta = jnp.where(finite, alpha, 2) - 1
     terms = jnp.where(keep, p * logp * nx.exprel(beta * logp), 0)
@@ -606,7 +604,7 @@ def _tsallis_jvp(primals, tangents):
     p_dot, alpha_dot = tangents
     # d/dp_i = -(alpha p_i^(alpha-1) - 1)/(alpha - 1) = -alpha log p exprel(beta log p) - 1.
     keep = p > 0
-    logp = jnp.log(jnp.where(keep, p, 1))
+    logp = _log_kept(p, keep)
     finite = jnp.isfinite(alpha)
     beta = jnp.where(finite, alpha, 2) - 1
     grad = jnp.where(keep & finite, -alpha * logp * nx.exprel(beta * logp) - 1, 0)
@@ -916,13 +914,10 @@ def _chernoff_slope(alpha, p, q):
     its variance: minus the first and second derivatives in ``alpha`` of
     ``-log sum p^alpha q^(1-alpha)`` (the second is ``-variance``: concave)."""
     keep = (p > 0) & (q > 0)
-    safe_p, safe_q = jnp.where(keep, p, 1), jnp.where(keep, q, 1)
-    log_q = jnp.log(safe_q)
+    log_q = _log_kept(q, keep)
     # log(p/q) as log1p((p - q)/q): precise where p ~ q, where the slope's sign at the
     # ends of [0, 1] is decided by terms of the order of (p - q)^2.
-    rel = (safe_p - safe_q) / safe_q
-    finite = jnp.isfinite(rel)
-    d = jnp.where(finite, jnp.log1p(jnp.where(finite, rel, 0)), jnp.log(safe_p) - log_q)
+    d = _log_ratio_kept(p, q, keep)
     z = jnp.where(keep, alpha[..., None] * d + log_q, -jnp.inf)
     top = jnp.max(z, axis=-1, keepdims=True)
     e = jnp.where(keep, jnp.exp(z - jnp.where(jnp.isfinite(top), top, 0)), 0)
