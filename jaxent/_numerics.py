@@ -34,11 +34,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from functools import partial
-from typing import NamedTuple, overload
+from typing import NamedTuple, TypeVar, overload
 
 import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
+
+T = TypeVar("T")
 
 Base = None | float | int | str
 
@@ -415,6 +417,22 @@ class SoftmaxParts(NamedTuple):
     def live(self) -> jax.Array:
         return self.x != -jnp.inf
 
+    def recomputed(self, rows: T) -> tuple[SoftmaxParts, T]:
+        """These parts with ``s``, ``err`` and ``e`` computed again from ``x``, for a
+        pass after the row reductions; ``rows`` (the caller's row statistics, any
+        pytree) is returned with them.
+
+        Both go through an optimization barrier, so XLA neither merges the new
+        elementwise values with the old (it would write those out in full for the
+        later pass: on a CPU, several times the cost of recomputing them) nor moves
+        the row reductions past it.
+        """
+        stats = (self.empty, self.shift, self.rest, self.lse_rest)
+        x, (empty, shift, rest, lse_rest), rows = jax.lax.optimization_barrier(
+            (self.x, stats, rows)
+        )
+        return SoftmaxParts(x, empty, shift, *_exp_off(x, shift), rest, lse_rest), rows
+
     def exact_shift(self) -> tuple[jax.Array, jax.Array]:
         """``(s, err)`` with ``s + err = x - shift`` at every live entry (no clamp)."""
         return two_sum(jnp.where(self.live, self.x, self.shift), -self.shift)
@@ -465,10 +483,16 @@ def shifted_exp(x: jax.Array, axis: int) -> tuple[jax.Array, ...]:
     """
     top = jnp.max(x, axis=axis, keepdims=True)
     shift = jnp.maximum(top, -jnp.finfo(x.dtype).max / 8)
+    return (top, shift, *_exp_off(x, shift))
+
+
+def _exp_off(x: jax.Array, shift: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """``(s, err, e)`` of :func:`shifted_exp` for a given finite ``shift``."""
     # Far entries are clamped at least _FAR below the maximum, in its own scale (a
     # fixed distance would round away next to a maximum of 1e30).
     s, err = two_sum(jnp.maximum(x, shift - (jnp.abs(shift) + _FAR)), -shift)
-    return top, shift, s, err, jnp.exp(s) * (1 + err)
+    e = jnp.exp(s)
+    return s, err, e + e * err
 
 
 def sum_exp_off_top(z: jax.Array, top: jax.Array) -> tuple[jax.Array, jax.Array]:

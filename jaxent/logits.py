@@ -30,29 +30,31 @@ def _logits_events(
     return xs, axis, mask, dtype
 
 
+def _nll(parts: nx.SoftmaxParts) -> jax.Array:
+    """``-log P = log1p(rest) - s - err``: non-negative terms; finite but not ``-log P``
+    at entries clamped as far (dead ones included), where ``P = 0``."""
+    return (parts.lse_rest - parts.s) - parts.err
+
+
 def _entropy_pieces(axis, z):
-    """``(P, -log P, H)``: the softmax, its negative log (finite at dead entries, where
-    ``P = 0``) and the entropy (0 in a row with no live entry, keepdims)."""
-    parts = nx.softmax_parts(z, axis)
-    # -log P = log1p(rest) - s - err: non-negative terms, and a sum that depends on
-    # rest (so XLA chains it after rest's instead of running the two as siblings).
-    nll = (parts.lse_rest - parts.s) - parts.err
-    probs = nx.softmax_from_parts(parts)
-    h = jnp.sum(probs * nll, axis=axis, keepdims=True)
-    return probs, nll, jnp.where(parts.empty, 0, h)
+    """The softmax's parts and the entropy (0 in a row with no live entry, keepdims)."""
+    parts, _ = nx.softmax_parts(z, axis).recomputed(())
+    h = jnp.sum(nx.softmax_from_parts(parts) * _nll(parts), axis=axis, keepdims=True)
+    return parts, jnp.where(parts.empty, 0, h)
 
 
 @partial(jax.custom_jvp, nondiff_argnums=(0,))
 def _entropy(axis, z):
-    return jnp.squeeze(_entropy_pieces(axis, z)[2], axis=axis)
+    return jnp.squeeze(_entropy_pieces(axis, z)[1], axis=axis)
 
 
 @_entropy.defjvp
 def _entropy_jvp(axis, primals, tangents):
     (z,), (z_dot,) = primals, tangents
-    probs, nll, h = _entropy_pieces(axis, z)
+    parts, h = _entropy_pieces(axis, z)
+    parts, h_row = parts.recomputed(h)
     # dH/dz = -P (log P + H); 0 at dead entries (P = 0, nll finite).
-    tangent = jnp.sum(probs * (nll - h) * z_dot, axis=axis)
+    tangent = jnp.sum(nx.softmax_from_parts(parts) * (_nll(parts) - h_row) * z_dot, axis=axis)
     return jnp.squeeze(h, axis=axis), tangent
 
 
