@@ -25,11 +25,28 @@ def _table(pxy: ArrayLike) -> tuple[jax.Array, jnp.dtype]:
     return pxy, dtype
 
 
-def _conditional(pxy: jax.Array) -> jax.Array:
-    """H(Y | X) in nats as ``-sum p(x,y) log p(y|x)``: non-negative terms, no cancellation."""
+def _conditional_value(axes, pxy):
     px = jnp.sum(pxy, axis=-1, keepdims=True)
     p_y_given_x = pxy / jnp.where(px > 0, px, 1)
-    return jnp.sum(-nx.xlogy(pxy, p_y_given_x), axis=(-2, -1))
+    return jnp.sum(-nx.xlogy(pxy, p_y_given_x), axis=axes)
+
+
+def _conditional_partials(pxy):
+    # d/dp(x,y) = -log p(y|x); at p(x,y) = 0 the flat x log x and the row's 1 from
+    # p(x) (0 in a row with no mass).
+    px = jnp.sum(pxy, axis=-1, keepdims=True)
+    pos = pxy > 0
+    inverse = jnp.where(pos, px, 1) / jnp.where(pos, pxy, 1)  # 1 / p(y|x)
+    return (jnp.where(pos, jnp.log(inverse), jnp.where(px > 0, 1, 0)),)
+
+
+_conditional_sum = nx.sum_rule(_conditional_value, _conditional_partials)
+
+
+def _conditional(pxy: jax.Array) -> jax.Array:
+    """H(Y | X) in nats as ``-sum p(x,y) log p(y|x)``: non-negative terms, no
+    cancellation; derivatives in closed form."""
+    return _conditional_sum((-2, -1), pxy)
 
 
 @expects(pxy="joint")
