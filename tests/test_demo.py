@@ -74,35 +74,14 @@ def test_tiny_run_reports_and_saves_plots(tmp_path):
 # Issue 11: "--learning-rate inf" trained to NaN, printed a table of nan, overwrote the
 # plots and exited 0; "--seed -1" ended in a scikit-learn traceback. Every option is
 # now checked before any work (exit 2, argparse's way), and a diverged run stops with
-# exit 1 without saving plots.
-def _run_demo(*argv):
-    root = os.path.dirname(os.path.dirname(os.path.abspath(demo.__file__)))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
-    cmd = [sys.executable, "-m", "jaxent", "--no-progress", *argv]
-    return subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=300, env=env)
-
-
+# exit 1 without saving plots. These call main(), which `python -m jaxent` runs as
+# sys.exit(main()) (the subprocess test above covers that path), in this process.
 @pytest.mark.parametrize(
     "argv,message",
     [
         (["--learning-rate", "inf"], "argument --learning-rate: must be > 0 and finite, got inf"),
         (["--seed", "-1"], "argument --seed: must be an integer in [0, 4294967295], got -1"),
         (["--test-size", "0.001"], "--test-size 0.001 cannot split breast_cancer"),
-    ],
-)
-def test_bad_options_exit_2_before_any_work(argv, message, tmp_path):
-    out = tmp_path / "plots"
-    result = _run_demo(*argv, "--out", str(out))
-    assert result.returncode == 2, result.stderr
-    assert message in result.stderr
-    assert "Traceback" not in result.stderr
-    assert result.stdout == ""  # nothing trained, nothing reported
-    assert not out.exists()  # the output folder is made only once every option is valid
-
-
-@pytest.mark.parametrize(
-    "argv,message",
-    [
         (["--learning-rate", "nan"], "--learning-rate: must be > 0 and finite"),
         (["--learning-rate=-inf"], "--learning-rate: must be > 0 and finite"),
         (["--C", "inf"], "--C: must be > 0 and finite"),
@@ -110,15 +89,18 @@ def test_bad_options_exit_2_before_any_work(argv, message, tmp_path):
         (["--datasets", "digits", "--test-size", "0.995"], "cannot split digits"),
     ],
 )
-def test_more_bad_options_are_rejected(argv, message, capsys, tmp_path):
+def test_bad_options_exit_2_before_any_work(argv, message, capsys, tmp_path):
+    out = tmp_path / "plots"
     with pytest.raises(SystemExit) as exit_info:
-        demo.parse_args([*argv, "--out", str(tmp_path / "plots")])
+        demo.main(["--no-progress", *argv, "--out", str(out)])
     assert exit_info.value.code == 2
-    assert message in capsys.readouterr().err
-    assert not (tmp_path / "plots").exists()
+    captured = capsys.readouterr()
+    assert message in captured.err
+    assert captured.out == ""  # nothing trained, nothing reported
+    assert not out.exists()  # the output folder is made only once every option is valid
 
 
-def test_diverged_run_exits_1_and_keeps_earlier_plots(tmp_path):
+def test_diverged_run_exits_1_and_keeps_earlier_plots(capsys, tmp_path):
     out = tmp_path / "demo"
     out.mkdir()
     names = ("loss_curve.png", "predictive_entropy.png")
@@ -126,13 +108,14 @@ def test_diverged_run_exits_1_and_keeps_earlier_plots(tmp_path):
     for name, content in earlier.items():
         (out / name).write_bytes(content)
     # Adam's first step moves every weight by about the learning rate: 1e30 overflows.
-    result = _run_demo(
-        "--learning-rate", "1e30", "--steps", "4", "--chunk", "2",
+    code = demo.main([
+        "--no-progress", "--learning-rate", "1e30", "--steps", "4", "--chunk", "2",
         "--datasets", "breast_cancer", "--out", str(out),
-    )  # fmt: skip
-    assert result.returncode == 1, result.stderr
-    assert "error: training diverged on breast_cancer" in result.stderr
-    assert "try a smaller --learning-rate" in result.stderr
-    assert "nan" not in result.stdout  # no table of nan
+    ])  # fmt: skip
+    captured = capsys.readouterr()
+    assert code == 1, captured.err
+    assert "error: training diverged on breast_cancer" in captured.err
+    assert "try a smaller --learning-rate" in captured.err
+    assert "nan" not in captured.out  # no table of nan
     for name, content in earlier.items():
         assert (out / name).read_bytes() == content
