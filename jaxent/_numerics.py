@@ -464,14 +464,16 @@ def softmax_parts(x: jax.Array, axis: int) -> SoftmaxParts:
     (2021), "Accurately computing the log-sum-exp and softmax functions".
     """
     top, shift, s, err, e = shifted_exp(x, axis)
-    # 1 below the maximum, 0 at it (finite: -s <= _FAR). An entry within 1/scale of
+    # 1 at the maximum, 0 below it (finite: -s <= _FAR). An entry within 1/scale of
     # the maximum counts partly as a tie; its exp is within 1/scale of 1 either way.
     scale = {32: 2.0**60, 64: 2.0**500}[jnp.finfo(x.dtype).bits]
-    below = jnp.minimum(1, -s * scale)
+    tie = jnp.maximum(0, 1 + s * scale)
     # >= 1 (a row with no live entry has none: counted as 1, so its pieces stay finite).
     empty = top == -jnp.inf
-    ties = jnp.sum(1 - below, axis=axis, keepdims=True) + empty.astype(x.dtype)
-    rest = jnp.sum(e * below + (1 - below) * ((ties - 1) / ties), axis=axis, keepdims=True)
+    ties = jnp.sum(tie, axis=axis, keepdims=True) + empty.astype(x.dtype)
+    # A tie's e is 1: it adds 1 - 1/ties, so the ties together add ties - 1. (Fewer
+    # elementwise operations make a faster kernel here: about one pass each.)
+    rest = jnp.sum(e - tie * (1 / ties), axis=axis, keepdims=True)
     return SoftmaxParts(x, empty, shift, s, err, e, rest, jnp.log1p(rest))
 
 
