@@ -108,9 +108,13 @@ def nll_from_parts(parts: nx.SoftmaxParts) -> jax.Array:
 def _live_nll(parts: nx.SoftmaxParts) -> jax.Array:
     """``-log softmax`` at live entries and a finite stand-in (``~max/4``) at dead ones,
     without a select (a select would keep XLA's CPU backend from fusing the caller's
-    sum into the log-sum-exp chain)."""
+    sum into the log-sum-exp chain).
+
+    ``log1p(rest) + (shift - x)``: two non-negative terms, so the rounding of
+    ``shift - x`` costs at most an ulp of the result (no TwoSum needed: for sums
+    and products of this, not for differences of two of them)."""
     w = jnp.maximum(parts.x, -jnp.finfo(parts.x.dtype).max / 4)
-    return (parts.lse_rest - (w - parts.shift)) - parts.err
+    return parts.lse_rest + (parts.shift - w)
 
 
 def _dead_eighth(z: jax.Array) -> jax.Array:
