@@ -8,6 +8,7 @@ Counts are used as given (integers or floats, no check that they are whole).
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import Literal, get_args
 
 import jax
@@ -311,9 +312,15 @@ def entropy_from_counts(
         raise ValueError(f"method must be one of {', '.join(map(repr, METHODS))}; got {method!r}")
     (c,), dtype = nx.promote(counts)
     c = jnp.moveaxis(c, nx.event_axis(c.ndim, axis), -1)
+    return nx.to_units(_estimate(c, method), base).astype(dtype)
+
+
+@partial(jax.jit, static_argnames="method")
+def _estimate(c: jax.Array, method: CountsMethod) -> jax.Array:
+    # One compiled program (the NSB quadrature is hundreds of operations: called
+    # eagerly, each would be compiled and dispatched on its own).
     total = jnp.sum(c, axis=-1)
     empty = total == 0
     n = jnp.where(empty, 1, total)  # an empty histogram estimates 0 with every method
     p = c / n[..., None]
-    h = jnp.where(empty, 0, _ESTIMATORS[method](c, n, p))
-    return nx.to_units(h, base).astype(dtype)
+    return jnp.where(empty, 0, _ESTIMATORS[method](c, n, p))
