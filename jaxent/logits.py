@@ -30,16 +30,22 @@ def _logits_events(
     return xs, axis, mask, dtype
 
 
-def _nll(parts: nx.SoftmaxParts) -> jax.Array:
-    """``-log P = log1p(rest) - s - err``: non-negative terms; finite but not ``-log P``
-    at entries clamped as far (dead ones included), where ``P = 0``."""
-    return (parts.lse_rest - parts.s) - parts.err
+def _live_nll(parts: nx.SoftmaxParts) -> jax.Array:
+    """``-log softmax`` at live entries and a finite stand-in (``~max/4``) at dead ones,
+    without a select (a select would keep XLA's CPU backend from fusing the caller's
+    sum into the log-sum-exp chain).
+
+    ``log1p(rest) + (shift - x)``: two non-negative terms, so the rounding of
+    ``shift - x`` costs at most an ulp of the result, which its own rounding costs
+    anyway (the TwoSum's correction of ``shift - x`` would change it by less)."""
+    w = jnp.maximum(parts.x, -jnp.finfo(parts.x.dtype).max / 4)
+    return parts.lse_rest + (parts.shift - w)
 
 
 def _entropy_pieces(axis, z):
     """The softmax's parts and the entropy (0 in a row with no live entry, keepdims)."""
     parts, _ = nx.softmax_parts(z, axis).recomputed(())
-    h = jnp.sum(nx.softmax_from_parts(parts) * _nll(parts), axis=axis, keepdims=True)
+    h = jnp.sum(nx.softmax_from_parts(parts) * _live_nll(parts), axis=axis, keepdims=True)
     return parts, jnp.where(parts.empty, 0, h)
 
 
@@ -54,7 +60,7 @@ def _entropy_jvp(axis, primals, tangents):
     parts, h = _entropy_pieces(axis, z)
     parts, h_row = parts.recomputed(h)
     # dH/dz = -P (log P + H); 0 at dead entries (P = 0, nll finite).
-    tangent = jnp.sum(nx.softmax_from_parts(parts) * (_nll(parts) - h_row) * z_dot, axis=axis)
+    tangent = jnp.sum(nx.softmax_from_parts(parts) * (_live_nll(parts) - h_row) * z_dot, axis=axis)
     return jnp.squeeze(h, axis=axis), tangent
 
 
@@ -103,18 +109,6 @@ def nll_from_parts(parts: nx.SoftmaxParts) -> jax.Array:
     """``-log softmax`` at live entries, ``>= 0`` and accurate (``+inf`` at dead ones)."""
     s, err = parts.exact_shift()
     return jnp.where(parts.live, (parts.lse_rest - s) - err, jnp.inf)
-
-
-def _live_nll(parts: nx.SoftmaxParts) -> jax.Array:
-    """``-log softmax`` at live entries and a finite stand-in (``~max/4``) at dead ones,
-    without a select (a select would keep XLA's CPU backend from fusing the caller's
-    sum into the log-sum-exp chain).
-
-    ``log1p(rest) + (shift - x)``: two non-negative terms, so the rounding of
-    ``shift - x`` costs at most an ulp of the result (no TwoSum needed: for sums
-    and products of this, not for differences of two of them)."""
-    w = jnp.maximum(parts.x, -jnp.finfo(parts.x.dtype).max / 4)
-    return parts.lse_rest + (parts.shift - w)
 
 
 def _dead_eighth(z: jax.Array) -> jax.Array:
