@@ -40,7 +40,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-T = TypeVar("T")
+_Rows = TypeVar("_Rows")  # the row statistics a caller passes through a barrier
 
 Base = None | float | int | str
 
@@ -417,7 +417,7 @@ class SoftmaxParts(NamedTuple):
     def live(self) -> jax.Array:
         return self.x != -jnp.inf
 
-    def recomputed(self, rows: T) -> tuple[SoftmaxParts, T]:
+    def recomputed(self, rows: _Rows) -> tuple[SoftmaxParts, _Rows]:
         """These parts with ``s``, ``err`` and ``e`` computed again from ``x``, for a
         pass after the row reductions; ``rows`` (the caller's row statistics, any
         pytree) is returned with them.

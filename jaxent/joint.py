@@ -25,10 +25,14 @@ def _table(pxy: ArrayLike) -> tuple[jax.Array, jnp.dtype]:
     return pxy, dtype
 
 
-def _conditional_value(axes, pxy):
+def _given_x(pxy: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """``p(x)`` (keepdims) and ``p(y | x)`` (rows with no mass: 0)."""
     px = jnp.sum(pxy, axis=-1, keepdims=True)
-    p_y_given_x = pxy / jnp.where(px > 0, px, 1)
-    return jnp.sum(-nx.xlogy(pxy, p_y_given_x), axis=axes)
+    return px, pxy / jnp.where(px > 0, px, 1)
+
+
+def _conditional_value(axes, pxy):
+    return jnp.sum(-nx.xlogy(pxy, _given_x(pxy)[1]), axis=axes)
 
 
 def _conditional_partials(pxy):
@@ -143,10 +147,9 @@ def mutual_information(pxy: ArrayLike, *, base: Base = None) -> jax.Array:
     """
     pxy, dtype = _table(pxy)
     # sum_x p(x) D(p(y|x) || p(y)): no product p(x) p(y) that could underflow.
-    px = jnp.sum(pxy, axis=-1)
+    px, p_y_given_x = _given_x(pxy)
     py = jnp.sum(pxy, axis=-2, keepdims=True)
-    p_y_given_x = pxy / jnp.where(px > 0, px, 1)[..., None]
-    mi = jnp.sum(px * kl_divergence(p_y_given_x, py), axis=-1)
+    mi = jnp.sum(px[..., 0] * kl_divergence(p_y_given_x, py), axis=-1)
     return nx.to_units(mi, base).astype(dtype)
 
 
