@@ -14,7 +14,7 @@ from jax.typing import ArrayLike
 
 from jaxent import _numerics as nx
 from jaxent._numerics import Base
-from jaxent.categorical import entropy, kl_divergence
+from jaxent.categorical import entropy
 from jaxent.checks import expects
 
 
@@ -45,6 +45,40 @@ def _conditional_partials(pxy):
 
 
 _conditional_sum = nx.sum_rule(_conditional_value, _conditional_partials)
+
+
+def _excess(marginal: jax.Array) -> jax.Array:
+    """``sum(marginal) - 1`` over the last axis, summed accurately (the 1 is an entry of
+    its own: subtracted from an entry, it would round the entry's small part away)."""
+    minus_one = jnp.full(marginal.shape[:-1] + (1,), -1, marginal.dtype)
+    return nx.accurate_sum(jnp.concatenate([marginal, minus_one], axis=-1), -1)
+
+
+def _mi_value(axes, pxy):
+    # sum_x p(x) [p(y|x) log(p(y|x)/p(y)) - p(y|x) + p(y)]: non-negative terms (kl_term),
+    # no product p(x) p(y) that could underflow. Their "- p + q" parts add
+    # sum_x p(x) sum_y (p(y) - p(y|x)) = T_x T_y - T_x for marginals of totals T_x, T_y
+    # (equal up to rounding), taken back as T_x (1 - T_y) from the totals' excesses
+    # over 1, summed accurately (the marginals are short: no pass over the table).
+    px, p_y_given_x = _given_x(pxy)
+    py = jnp.sum(pxy, axis=-2, keepdims=True)
+    terms = jnp.sum(px * nx.kl_term(p_y_given_x, py, p_y_given_x - py), axis=axes)
+    return terms - (1 + _excess(px[..., 0])) * _excess(py[..., 0, :])
+
+
+def _mi_partials(pxy):
+    # dI/dp(x,y) = log(p(y|x)/p(y)) - 1. Where p(x,y) = 0, the slopes of the conditional
+    # form sum_x p(x) D(p(y|x) || p(y)) with p log p flat at 0: -log p(y) - 2, or -1 in
+    # an empty row or column, 0 in both.
+    px, p_y_given_x = _given_x(pxy)
+    py = jnp.sum(pxy, axis=-2, keepdims=True)
+    pos = pxy > 0
+    live = jnp.log(jnp.where(pos, p_y_given_x, 1) / jnp.where(pos, py, 1)) - 1
+    dead = jnp.where(px > 0, jnp.where(py > 0, -nx.safe_log(py) - 2, -1), jnp.where(py > 0, -1, 0))
+    return (jnp.where(pos, live, dead),)
+
+
+_mi_sum = nx.sum_rule(_mi_value, _mi_partials)
 
 
 def _conditional(pxy: jax.Array) -> jax.Array:
@@ -121,9 +155,12 @@ def mutual_information(pxy: ArrayLike, *, base: Base = None) -> jax.Array:
     .. math:: I(X; Y) = \sum_{x, y} p(x, y) \log \frac{p(x, y)}{p(x)\,p(y)}
        = D(p_{XY} \| p_X \otimes p_Y)
 
-    Computed as :math:`\sum_x p(x)\, D(p(y \mid x) \| p(y))` with jaxent's KL, so
-    it keeps its precision for nearly independent variables, is 0 (to rounding)
-    under independence, and never forms a product of marginals that could underflow.
+    Computed as :math:`\sum_x p(x)\, D(p(y \mid x) \| p(y))`, summing jaxent's
+    non-negative KL terms over the whole table in one pass (plus the table total's
+    correction, summed accurately), so it keeps its precision for nearly independent
+    variables, is 0 (to rounding) under independence, and never forms a product of
+    marginals that could underflow. Its derivative is in closed form,
+    :math:`\log \frac{p(x, y)}{p(x)\,p(y)} - 1`.
 
     Args:
       pxy: joint probabilities ``[..., nx, ny]``.
@@ -146,11 +183,7 @@ def mutual_information(pxy: ArrayLike, *, base: Base = None) -> jax.Array:
       Wiley, 2006, sections 2.3–2.4.
     """
     pxy, dtype = _table(pxy)
-    # sum_x p(x) D(p(y|x) || p(y)): no product p(x) p(y) that could underflow.
-    px, p_y_given_x = _given_x(pxy)
-    py = jnp.sum(pxy, axis=-2, keepdims=True)
-    mi = jnp.sum(px[..., 0] * kl_divergence(p_y_given_x, py), axis=-1)
-    return nx.to_units(mi, base).astype(dtype)
+    return nx.to_units(_mi_sum((-2, -1), pxy), base).astype(dtype)
 
 
 @expects(pxy="joint")
