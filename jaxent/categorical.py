@@ -16,7 +16,7 @@ from jax.typing import ArrayLike
 
 from jaxent import _numerics as nx
 from jaxent._numerics import Base
-from jaxent.checks import expects
+from jaxent.checks import compiled_when_eager, expects
 
 # |alpha - 1| below which the Rényi measures use their expansion around alpha = 1.
 _NEAR_ONE = 0.5
@@ -91,6 +91,7 @@ def _js_partials(p, q):
 _js_divergence = nx.sum_rule(_js_value, _js_partials)
 
 
+@compiled_when_eager
 @expects(p="probs")
 def entropy(
     p: ArrayLike, *, axis: int = -1, base: Base = None, where: ArrayLike | None = None
@@ -132,6 +133,7 @@ def entropy(
     return nx.to_units(_entropy(axis, p), base).astype(dtype)
 
 
+@compiled_when_eager
 @expects(p="probs", q="probs")
 def cross_entropy(
     p: ArrayLike,
@@ -177,6 +179,7 @@ def cross_entropy(
     return nx.to_units(_cross_entropy(axis, p, q), base).astype(dtype)
 
 
+@compiled_when_eager
 @expects(p="probs", q="probs")
 def kl_divergence(
     p: ArrayLike,
@@ -231,6 +234,7 @@ def kl_divergence(
     return nx.to_units(_kl_divergence(axis, p, q), base).astype(dtype)
 
 
+@compiled_when_eager
 @expects(p="probs", q="probs")
 def js_divergence(
     p: ArrayLike,
@@ -619,6 +623,7 @@ def _tsallis_jvp(primals, tangents):
 _tsallis.defjvp(_tsallis_jvp, symbolic_zeros=True)
 
 
+@compiled_when_eager
 @expects(p="probs", q="probs")
 def total_variation(
     p: ArrayLike, q: ArrayLike, *, axis: int = -1, where: ArrayLike | None = None
@@ -674,6 +679,7 @@ def _hellinger_partials(p, q):
 _hellinger_squared_sum = nx.sum_rule(_hellinger_value, _hellinger_partials)
 
 
+@compiled_when_eager
 @expects(p="probs", q="probs")
 def hellinger_distance(
     p: ArrayLike, q: ArrayLike, *, axis: int = -1, where: ArrayLike | None = None
@@ -733,6 +739,7 @@ def _chi_squared_partials(p, q):
 _chi_squared = nx.sum_rule(_chi_squared_value, _chi_squared_partials)
 
 
+@compiled_when_eager
 @expects(p="probs", q="probs")
 def chi_squared_divergence(
     p: ArrayLike, q: ArrayLike, *, axis: int = -1, where: ArrayLike | None = None
@@ -793,6 +800,7 @@ def _bhattacharyya_partials(p, q):
 _bhattacharyya = nx.sum_rule(_bhattacharyya_value, _bhattacharyya_partials)
 
 
+@compiled_when_eager
 @expects(p="probs", q="probs")
 def bhattacharyya_coefficient(
     p: ArrayLike, q: ArrayLike, *, axis: int = -1, where: ArrayLike | None = None
@@ -859,6 +867,7 @@ def _bhattacharyya_distance_jvp(axis, primals, tangents):
     return _bhattacharyya_distance(axis, *primals), tangent
 
 
+@compiled_when_eager
 @expects(p="probs", q="probs")
 def bhattacharyya_distance(
     p: ArrayLike,
@@ -960,6 +969,7 @@ def _chernoff_alpha_jvp(primals, tangents):
     return alpha, jnp.where(interior, -slope_dot / jnp.where(interior, var, 1), 0)
 
 
+@compiled_when_eager
 @expects(p="probs", q="probs")
 def chernoff_information(
     p: ArrayLike,

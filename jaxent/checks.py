@@ -59,6 +59,52 @@ def expects(**kinds: Kind) -> Callable[[_F], _F]:
     return mark
 
 
+def compiled_when_eager(fn: _F) -> _F:
+    """Runs eager calls of a public function as one compiled program.
+
+    Called on concrete values, ``fn`` runs under ``jax.jit`` with its options
+    (every argument but the declared arrays and ``where``) static: one program per
+    shape and set of options, instead of one compiled program per operation
+    (``kl_divergence`` of two 3-vectors: first call 1.06 s -> 77 ms, later calls
+    1.6 ms -> ~10 us). Inside a transformation (an argument is a tracer: ``jit``,
+    ``grad``, ``vmap``), or with an option that cannot be static (an array), ``fn``
+    is called directly, exactly as without this wrapper. Lists and tuples given
+    for array arguments are made arrays first (as ``fn`` would). Apply on top of
+    :func:`expects`; for functions whose options are never traced.
+    """
+    sig = inspect.signature(fn)
+    arrays = frozenset(_declared(fn)[1]) | {"where"}
+    options = tuple(n for n in sig.parameters if n not in arrays)
+    jitted = jax.jit(fn, static_argnames=options)
+
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        values = sig.bind(*args, **kwargs).arguments
+        traced = any(isinstance(v, jax.core.Tracer) for v in jax.tree.leaves(values))
+        if traced or not all(_static(values[n]) for n in options if n in values):
+            return fn(*args, **kwargs)
+        return jitted(
+            **{
+                n: jnp.asarray(v) if n in arrays and isinstance(v, (list, tuple)) else v
+                for n, v in values.items()
+            }
+        )
+
+    return run  # type: ignore[return-value]
+
+
+def _static(value: Any) -> bool:
+    """Whether ``value`` can be a static argument of ``jax.jit``: hashable, not an array
+    (a dict of parameters, say, is traced like an array)."""
+    if isinstance(value, (jax.Array, np.ndarray)):
+        return False
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
+
+
 def _declared(fn: Callable) -> tuple[Callable, dict[str, str]]:
     inner = fn
     while hasattr(inner, "__wrapped__"):  # jax.jit and functools.wraps wrappers
@@ -170,19 +216,13 @@ def _static_option(name: str, value: Any, default: Any) -> bool:
     value does not recompile; a float equal to its default stays static (the
     default call keeps its program), and so does ``base``.
     """
-    if isinstance(value, (jax.Array, np.ndarray)):
-        return False
     if (
         isinstance(value, (float, np.floating))
         and name not in _STATIC_NAMES
         and not (isinstance(default, float) and value == default)
     ):
         return False
-    try:
-        hash(value)
-    except TypeError:  # e.g. a dict of parameters: traced like an array
-        return False
-    return True
+    return _static(value)
 
 
 def _check_option(name: str, value: Any) -> None:

@@ -222,3 +222,32 @@ def test_float_base_stays_static():
     safe = je.checked(je.kl_divergence)
     np.testing.assert_allclose(safe(P, Q, base=2.0), je.kl_divergence(P, Q, base=2.0))
     np.testing.assert_allclose(safe(P, Q, base=10.0), je.kl_divergence(P, Q, base=10.0))
+
+
+# compiled_when_eager: an eager call of a public measure is one compiled program.
+def test_eager_call_compiles_one_program(caplog):
+    p = np.full((2, 3, 17), 1 / 17, np.float32)  # a shape no other test uses
+    q = np.full((2, 3, 17), 1 / 17, np.float32)
+    with caplog.at_level("WARNING"), jax.log_compiles(True):
+        je.kl_divergence(p, q, base=2)
+        je.kl_divergence(p, q, base=2)  # cached: no second program
+    compiled = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Compiling")]
+    assert len(compiled) == 1 and compiled[0].startswith("Compiling jit(kl_divergence)"), compiled
+
+
+def test_eager_calls_equal_compiled_and_traced_calls():
+    # Eagerly the wrapper runs jax.jit(fn) with the options static: the same numbers
+    # as the user's own jit; lists are arrays; an option given as an array (which cannot
+    # be static) and calls under transformations take fn directly.
+    eager = je.kl_divergence(P, Q, base=2)
+    np.testing.assert_array_equal(
+        eager, jax.jit(je.kl_divergence, static_argnames="base")(P, Q, base=2)
+    )
+    np.testing.assert_array_equal(je.kl_divergence(P.tolist(), Q.tolist(), base=2), eager)
+    np.testing.assert_allclose(je.kl_divergence(P, Q, base=jnp.asarray(2.0)), eager, rtol=1e-15)
+    np.testing.assert_allclose(jax.vmap(je.kl_divergence)(P, Q), je.kl_divergence(P, Q), rtol=1e-15)
+    grad = jax.grad(lambda q: je.kl_divergence(P[0], q))(Q[0])
+    np.testing.assert_allclose(grad, -P[0] / Q[0], rtol=1e-14)
+    assert inspect.signature(je.kl_divergence) == inspect.signature(je.kl_divergence.__wrapped__)
+    with pytest.raises(ValueError, match="axis"):  # trace-time errors raise as before
+        je.kl_divergence(P, Q, axis=2)
