@@ -7,10 +7,12 @@ one-line formula, optax or SciPy equivalent, in the same run, on the same inputs
 ``block_until_ready``. The ratio is jaxent's time over the baseline's (lower is better;
 1.5 is the goal on a CPU). The accuracy columns give each side's worst relative error
 on the hard cases of ``tests/test_accuracy.py`` (mpmath references at 50 digits) for
-the functions both can compute.
+the functions both can compute. ``--eager`` times both sides called eagerly, as in a
+notebook (no ``jax.jit`` around them; use small inputs, e.g. ``--batch 8 --n 16``, to
+see the per-call cost of dispatch).
 
     python benchmarks/bench_measures.py [--batch 4096] [--n 1024] [--repeats 7]
-        [--dtypes float32,bfloat16] [--only NAME]
+        [--dtypes float32,bfloat16] [--only NAME] [--eager]
 
 Runs unchanged on a GPU (JAX picks the default backend).
 """
@@ -276,12 +278,15 @@ def main() -> None:
     parser.add_argument("--only", default=None, help="substring of the names to run")
     parser.add_argument("--no-accuracy", action="store_true")
     parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall")
+    parser.add_argument("--eager", action="store_true", help="call both sides without jit")
     args = parser.parse_args()
+    compiled = (lambda f: f) if args.eager else jax.jit
 
     print(
         f"device: {jax.devices()[0].device_kind} ({jax.default_backend()}), jax {jax.__version__}"
     )
-    print(f"inputs [{args.batch}, {args.n}], median of {args.repeats}, {args.clock} ms\n")
+    mode = "eager" if args.eager else "jit"
+    print(f"inputs [{args.batch}, {args.n}], {mode}, median of {args.repeats}, {args.clock} ms\n")
     worst = {} if args.no_accuracy else accuracy()
     header = "| function | dtype | jaxent | baseline | ratio | grad jaxent | grad baseline | grad ratio |"
     if worst:
@@ -293,15 +298,15 @@ def main() -> None:
         for name, fn, base, fargs in rows(x):
             if args.only and args.only not in name:
                 continue
-            t_fn = median_time(jax.jit(fn), fargs, args.repeats, args.clock)
-            t_base = median_time(jax.jit(base), fargs, args.repeats, args.clock)
+            t_fn = median_time(compiled(fn), fargs, args.repeats, args.clock)
+            t_base = median_time(compiled(base), fargs, args.repeats, args.clock)
             line = f"| `{name}` | {dtype} | {1e3 * t_fn:.2f} | {1e3 * t_base:.2f} | {t_fn / t_base:.2f} |"
             g_fn, g_base = grad_of(fn, fargs), grad_of(base, fargs)
             if g_fn is None:
                 line += " | | |"
             else:
-                tg_fn = median_time(jax.jit(g_fn), fargs, args.repeats, args.clock)
-                tg_base = median_time(jax.jit(g_base), fargs, args.repeats, args.clock)
+                tg_fn = median_time(compiled(g_fn), fargs, args.repeats, args.clock)
+                tg_base = median_time(compiled(g_base), fargs, args.repeats, args.clock)
                 line += f" {1e3 * tg_fn:.2f} | {1e3 * tg_base:.2f} | {tg_fn / tg_base:.2f} |"
             if worst:
                 key = name.split("(")[0].removeprefix("losses.")

@@ -299,6 +299,7 @@ def _renyi_sum_near_one(logp: jax.Array, beta: jax.Array, p: jax.Array, keep: ja
     return -u * nx.log1prel(b * u)
 
 
+@compiled_when_eager
 @expects(p="probs")
 def renyi_entropy(
     p: ArrayLike,
@@ -441,6 +442,7 @@ def _log_ratio_kept(p: jax.Array, q: jax.Array, keep: jax.Array) -> jax.Array:
     return jnp.where(finite, jnp.log1p(jnp.where(finite, rel, 0)), jnp.log(p) - jnp.log(q))
 
 
+@compiled_when_eager
 @expects(p="probs", q="probs")
 def renyi_divergence(
     p: ArrayLike,
@@ -546,6 +548,7 @@ def renyi_divergence(
     return nx.to_units(d, base).astype(dtype)
 
 
+@compiled_when_eager
 @expects(p="probs")
 def tsallis_entropy(
     p: ArrayLike, alpha: ArrayLike, *, axis: int = -1, where: ArrayLike | None = None

@@ -59,11 +59,15 @@ def expects(**kinds: Kind) -> Callable[[_F], _F]:
     return mark
 
 
+# Arguments that are arrays (traced) although expects() does not declare them.
+_ARRAY_OPTIONS = frozenset({"alpha", "where"})
+
+
 def compiled_when_eager(fn: _F) -> _F:
     """Runs eager calls of a public function as one compiled program.
 
     Called on concrete values, ``fn`` runs under ``jax.jit`` with its options
-    (every argument but the declared arrays and ``where``) static: one program per
+    (every argument but the declared arrays, ``alpha`` and ``where``) static: one program per
     shape and set of options, instead of one compiled program per operation
     (``kl_divergence`` of two 3-vectors: first call 1.06 s -> 77 ms, later calls
     1.6 ms -> ~10 us). Inside a transformation (an argument is a tracer: ``jit``,
@@ -73,7 +77,7 @@ def compiled_when_eager(fn: _F) -> _F:
     :func:`expects`; for functions whose options are never traced.
     """
     sig = inspect.signature(fn)
-    arrays = frozenset(_declared(fn)[1]) | {"where"}
+    arrays = frozenset(_declared(fn)[1]) | _ARRAY_OPTIONS
     options = tuple(n for n in sig.parameters if n not in arrays)
     jitted = jax.jit(fn, static_argnames=options)
 
@@ -272,7 +276,7 @@ def checked(fn: Callable, *, tol: float | None = None) -> Callable:
     """
     inner, kinds = _declared(fn)
     sig = inspect.signature(inner)
-    arrays = [n for n in sig.parameters if n in kinds or n in ("alpha", "where")]
+    arrays = [n for n in sig.parameters if n in kinds or n in _ARRAY_OPTIONS]
 
     @functools.lru_cache(maxsize=64)
     def compiled(static_items: tuple) -> Callable:

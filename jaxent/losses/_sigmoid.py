@@ -7,9 +7,10 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxent import _numerics
-from jaxent.checks import expects
+from jaxent.checks import compiled_when_eager, expects
 
 
+@compiled_when_eager
 @expects(logits="finite", labels="unit")
 def sigmoid_binary_cross_entropy(
     logits: ArrayLike,

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxent import _numerics as nx
-from jaxent.checks import expects
+from jaxent.checks import compiled_when_eager, expects
 from jaxent.logits import cross_entropy_core, nll_from_parts
 
 Axis = int | tuple[int, ...]
@@ -74,6 +74,7 @@ def _classes_last(
     return ndim - len(axes), tuple(out)
 
 
+@compiled_when_eager
 @expects(logits="finite", labels="probs")
 def softmax_cross_entropy(
     logits: ArrayLike,
@@ -241,6 +242,7 @@ def _int_label_loss_jvp(smoothing, primals, tangents):
     return loss, tangent
 
 
+@compiled_when_eager
 @expects(logits="finite", labels="classes")
 def softmax_cross_entropy_with_integer_labels(
     logits: ArrayLike,
