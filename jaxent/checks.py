@@ -64,17 +64,17 @@ _ARRAY_OPTIONS = frozenset({"alpha", "where"})
 
 
 def compiled_when_eager(fn: _F) -> _F:
-    """Runs eager calls of a public function as one compiled program.
+    """Runs a public function as one compiled program, as ``jax.numpy`` does.
 
-    Called on concrete values, ``fn`` runs under ``jax.jit`` with its options
-    (every argument but the declared arrays, ``alpha`` and ``where``) static: one program per
-    shape and set of options, instead of one compiled program per operation
-    (``kl_divergence`` of two 3-vectors: first call 1.06 s -> 77 ms, later calls
-    1.6 ms -> ~10 us). Inside a transformation (an argument is a tracer: ``jit``,
-    ``grad``, ``vmap``), or with an option that cannot be static (an array), ``fn``
-    is called directly, exactly as without this wrapper. Lists and tuples given
-    for array arguments are made arrays first (as ``fn`` would). Apply on top of
-    :func:`expects`; for functions whose options are never traced.
+    ``fn`` runs under ``jax.jit`` with its options (every argument but the declared
+    arrays, ``alpha`` and ``where``) static: eagerly, one program per shape and set
+    of options instead of one per operation (``kl_divergence`` of two 3-vectors:
+    first call 1.06 s -> 0.12 s, later calls 1.6 ms -> 31 us; an eager gradient of
+    ``renyi_entropy`` recompiled its branches on every call). Inside ``jit``,
+    ``grad`` or ``vmap`` the program is traced once per shape and options and
+    inlined. With an option that cannot be static (an array, e.g. a ``base`` given
+    as one), ``fn`` is called directly. Lists and tuples given for array arguments
+    are made arrays first (as ``fn`` would). Apply on top of :func:`expects`.
     """
     sig = inspect.signature(fn)
     arrays = frozenset(_declared(fn)[1]) | _ARRAY_OPTIONS
@@ -84,8 +84,7 @@ def compiled_when_eager(fn: _F) -> _F:
     @functools.wraps(fn)
     def run(*args, **kwargs):
         values = sig.bind(*args, **kwargs).arguments
-        traced = any(isinstance(v, jax.core.Tracer) for v in jax.tree.leaves(values))
-        if traced or not all(_static(values[n]) for n in options if n in values):
+        if not all(_static(values[n]) for n in options if n in values):
             return fn(*args, **kwargs)
         return jitted(
             **{

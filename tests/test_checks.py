@@ -236,9 +236,9 @@ def test_eager_call_compiles_one_program(caplog):
 
 
 def test_eager_calls_equal_compiled_and_traced_calls():
-    # Eagerly the wrapper runs jax.jit(fn) with the options static: the same numbers
-    # as the user's own jit; lists are arrays; an option given as an array (which cannot
-    # be static) and calls under transformations take fn directly.
+    # The wrapper runs jax.jit(fn) with the options static: the same numbers as the
+    # user's own jit; lists are arrays; an option given as an array (which cannot be
+    # static) takes fn directly; vmap and grad go through the compiled program.
     eager = je.kl_divergence(P, Q, base=2)
     np.testing.assert_array_equal(
         eager, jax.jit(je.kl_divergence, static_argnames="base")(P, Q, base=2)
