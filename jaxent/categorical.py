@@ -16,7 +16,7 @@ from jax.typing import ArrayLike
 
 from jaxent import _numerics as nx
 from jaxent._numerics import Base
-from jaxent.checks import compiled_when_eager, expects
+from jaxent.checks import expects, jit_public
 
 # |alpha - 1| below which the Rényi measures use their expansion around alpha = 1.
 _NEAR_ONE = 0.5
@@ -91,7 +91,7 @@ def _js_partials(p, q):
 _js_divergence = nx.sum_rule(_js_value, _js_partials)
 
 
-@compiled_when_eager
+@jit_public
 @expects(p="probs")
 def entropy(
     p: ArrayLike, *, axis: int = -1, base: Base = None, where: ArrayLike | None = None
@@ -133,7 +133,7 @@ def entropy(
     return nx.to_units(_entropy(axis, p), base).astype(dtype)
 
 
-@compiled_when_eager
+@jit_public
 @expects(p="probs", q="probs")
 def cross_entropy(
     p: ArrayLike,
@@ -179,7 +179,7 @@ def cross_entropy(
     return nx.to_units(_cross_entropy(axis, p, q), base).astype(dtype)
 
 
-@compiled_when_eager
+@jit_public
 @expects(p="probs", q="probs")
 def kl_divergence(
     p: ArrayLike,
@@ -234,7 +234,7 @@ def kl_divergence(
     return nx.to_units(_kl_divergence(axis, p, q), base).astype(dtype)
 
 
-@compiled_when_eager
+@jit_public
 @expects(p="probs", q="probs")
 def js_divergence(
     p: ArrayLike,
@@ -299,7 +299,7 @@ def _renyi_sum_near_one(logp: jax.Array, beta: jax.Array, p: jax.Array, keep: ja
     return -u * nx.log1prel(b * u)
 
 
-@compiled_when_eager
+@jit_public
 @expects(p="probs")
 def renyi_entropy(
     p: ArrayLike,
@@ -442,7 +442,7 @@ def _log_ratio_kept(p: jax.Array, q: jax.Array, keep: jax.Array) -> jax.Array:
     return jnp.where(finite, jnp.log1p(jnp.where(finite, rel, 0)), jnp.log(p) - jnp.log(q))
 
 
-@compiled_when_eager
+@jit_public
 @expects(p="probs", q="probs")
 def renyi_divergence(
     p: ArrayLike,
@@ -548,7 +548,7 @@ def renyi_divergence(
     return nx.to_units(d, base).astype(dtype)
 
 
-@compiled_when_eager
+@jit_public
 @expects(p="probs")
 def tsallis_entropy(
     p: ArrayLike, alpha: ArrayLike, *, axis: int = -1, where: ArrayLike | None = None
@@ -626,7 +626,7 @@ def _tsallis_jvp(primals, tangents):
 _tsallis.defjvp(_tsallis_jvp, symbolic_zeros=True)
 
 
-@compiled_when_eager
+@jit_public
 @expects(p="probs", q="probs")
 def total_variation(
     p: ArrayLike, q: ArrayLike, *, axis: int = -1, where: ArrayLike | None = None
@@ -682,7 +682,7 @@ def _hellinger_partials(p, q):
 _hellinger_squared_sum = nx.sum_rule(_hellinger_value, _hellinger_partials)
 
 
-@compiled_when_eager
+@jit_public
 @expects(p="probs", q="probs")
 def hellinger_distance(
     p: ArrayLike, q: ArrayLike, *, axis: int = -1, where: ArrayLike | None = None
@@ -742,7 +742,7 @@ def _chi_squared_partials(p, q):
 _chi_squared = nx.sum_rule(_chi_squared_value, _chi_squared_partials)
 
 
-@compiled_when_eager
+@jit_public
 @expects(p="probs", q="probs")
 def chi_squared_divergence(
     p: ArrayLike, q: ArrayLike, *, axis: int = -1, where: ArrayLike | None = None
@@ -803,7 +803,7 @@ def _bhattacharyya_partials(p, q):
 _bhattacharyya = nx.sum_rule(_bhattacharyya_value, _bhattacharyya_partials)
 
 
-@compiled_when_eager
+@jit_public
 @expects(p="probs", q="probs")
 def bhattacharyya_coefficient(
     p: ArrayLike, q: ArrayLike, *, axis: int = -1, where: ArrayLike | None = None
@@ -870,7 +870,7 @@ def _bhattacharyya_distance_jvp(axis, primals, tangents):
     return _bhattacharyya_distance(axis, *primals), tangent
 
 
-@compiled_when_eager
+@jit_public
 @expects(p="probs", q="probs")
 def bhattacharyya_distance(
     p: ArrayLike,
@@ -972,7 +972,7 @@ def _chernoff_alpha_jvp(primals, tangents):
     return alpha, jnp.where(interior, -slope_dot / jnp.where(interior, var, 1), 0)
 
 
-@compiled_when_eager
+@jit_public
 @expects(p="probs", q="probs")
 def chernoff_information(
     p: ArrayLike,

@@ -63,7 +63,7 @@ def expects(**kinds: Kind) -> Callable[[_F], _F]:
 _ARRAY_OPTIONS = frozenset({"alpha", "where"})
 
 
-def compiled_when_eager(fn: _F) -> _F:
+def jit_public(fn: _F) -> _F:
     """Runs a public function as one compiled program, as ``jax.numpy`` does.
 
     ``fn`` runs under ``jax.jit`` with its options (every argument but the declared

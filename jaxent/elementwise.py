@@ -8,10 +8,10 @@ from jax.typing import ArrayLike
 
 from jaxent import _numerics as nx
 from jaxent._numerics import Base
-from jaxent.checks import compiled_when_eager, expects
+from jaxent.checks import expects, jit_public
 
 
-@compiled_when_eager
+@jit_public
 @expects(p="unit")
 def surprisal(p: ArrayLike, *, base: Base = None) -> jax.Array:
     r"""Self-information of an event of probability ``p``.
@@ -45,7 +45,7 @@ def surprisal(p: ArrayLike, *, base: Base = None) -> jax.Array:
     return nx.to_units(0 - jnp.log(p), base).astype(dtype)  # +0.0 at p = 1
 
 
-@compiled_when_eager
+@jit_public
 @expects(p="unit")
 def binary_entropy(p: ArrayLike, *, base: Base = None) -> jax.Array:
     r"""Entropy of a Bernoulli variable with success probability ``p``.
@@ -112,7 +112,7 @@ def _binary_kl_partials(p, q):
 _binary_kl = nx.sum_rule(_binary_kl_value, _binary_kl_partials)
 
 
-@compiled_when_eager
+@jit_public
 @expects(p="unit", q="unit")
 def binary_cross_entropy(p: ArrayLike, q: ArrayLike, *, base: Base = None) -> jax.Array:
     r"""Cross-entropy of Bernoulli(``q``) relative to Bernoulli(``p``).
@@ -146,7 +146,7 @@ def binary_cross_entropy(p: ArrayLike, q: ArrayLike, *, base: Base = None) -> ja
     return nx.to_units(_binary_cross_entropy(None, p, q), base).astype(dtype)
 
 
-@compiled_when_eager
+@jit_public
 @expects(p="unit", q="unit")
 def binary_kl_divergence(p: ArrayLike, q: ArrayLike, *, base: Base = None) -> jax.Array:
     r"""Kullback–Leibler divergence of Bernoulli(``q``) from Bernoulli(``p``).

@@ -10,7 +10,7 @@ from jax.typing import ArrayLike
 
 from jaxent import _numerics as nx
 from jaxent._numerics import Base
-from jaxent.checks import compiled_when_eager, expects
+from jaxent.checks import expects, jit_public
 
 
 def _check_cov(name: str, cov: jax.Array) -> None:
@@ -22,7 +22,7 @@ def _half_logdet(chol: jax.Array) -> jax.Array:
     return jnp.sum(jnp.log(jnp.diagonal(chol, axis1=-2, axis2=-1)), axis=-1)
 
 
-@compiled_when_eager
+@jit_public
 @expects(cov="finite")
 def gaussian_entropy(cov: ArrayLike, *, base: Base = None) -> jax.Array:
     r"""Differential entropy of a multivariate normal :math:`N(\mu, \Sigma)`.
@@ -61,7 +61,7 @@ def gaussian_entropy(cov: ArrayLike, *, base: Base = None) -> jax.Array:
     return nx.to_units(h, base).astype(dtype)
 
 
-@compiled_when_eager
+@jit_public
 @expects(mean_p="finite", cov_p="finite", mean_q="finite", cov_q="finite")
 def gaussian_kl_divergence(
     mean_p: ArrayLike,

@@ -15,7 +15,7 @@ from jax.typing import ArrayLike
 from jaxent import _numerics as nx
 from jaxent._numerics import Base
 from jaxent.categorical import entropy
-from jaxent.checks import compiled_when_eager, expects
+from jaxent.checks import expects, jit_public
 
 
 def _table(pxy: ArrayLike) -> tuple[jax.Array, jnp.dtype]:
@@ -87,7 +87,7 @@ def _conditional(pxy: jax.Array) -> jax.Array:
     return _conditional_sum((-2, -1), pxy)
 
 
-@compiled_when_eager
+@jit_public
 @expects(pxy="joint")
 def joint_entropy(pxy: ArrayLike, *, base: Base = None) -> jax.Array:
     r"""Joint entropy of X and Y.
@@ -119,7 +119,7 @@ def joint_entropy(pxy: ArrayLike, *, base: Base = None) -> jax.Array:
     return nx.to_units(h, base).astype(dtype)
 
 
-@compiled_when_eager
+@jit_public
 @expects(pxy="joint")
 def conditional_entropy(pxy: ArrayLike, *, base: Base = None) -> jax.Array:
     r"""Conditional entropy of Y given X.
@@ -150,7 +150,7 @@ def conditional_entropy(pxy: ArrayLike, *, base: Base = None) -> jax.Array:
     return nx.to_units(_conditional(pxy), base).astype(dtype)
 
 
-@compiled_when_eager
+@jit_public
 @expects(pxy="joint")
 def mutual_information(pxy: ArrayLike, *, base: Base = None) -> jax.Array:
     r"""Mutual information of X and Y.
@@ -189,7 +189,7 @@ def mutual_information(pxy: ArrayLike, *, base: Base = None) -> jax.Array:
     return nx.to_units(_mi_sum((-2, -1), pxy), base).astype(dtype)
 
 
-@compiled_when_eager
+@jit_public
 @expects(pxy="joint")
 def pointwise_mutual_information(pxy: ArrayLike, *, base: Base = None) -> jax.Array:
     r"""Pointwise mutual information of every cell of the table.
@@ -226,7 +226,7 @@ def pointwise_mutual_information(pxy: ArrayLike, *, base: Base = None) -> jax.Ar
     return nx.to_units(pmi, base).astype(dtype)
 
 
-@compiled_when_eager
+@jit_public
 @expects(pxy="joint")
 def variation_of_information(pxy: ArrayLike, *, base: Base = None) -> jax.Array:
     r"""Variation of information, a metric between the two variables.
@@ -263,7 +263,7 @@ Average = Literal["arithmetic", "geometric", "min", "max"]
 _AVERAGES: tuple[Average, ...] = get_args(Average)
 
 
-@compiled_when_eager
+@jit_public
 @expects(pxy="joint")
 def normalized_mutual_information(
     pxy: ArrayLike,

@@ -17,7 +17,7 @@ from jax.typing import ArrayLike
 
 from jaxent import _numerics as nx
 from jaxent._numerics import Base
-from jaxent.checks import compiled_when_eager, expects
+from jaxent.checks import expects, jit_public
 
 
 def _logits_events(
@@ -64,7 +64,7 @@ def _entropy_jvp(axis, primals, tangents):
     return jnp.squeeze(h, axis=axis), tangent
 
 
-@compiled_when_eager
+@jit_public
 @expects(logits="finite")
 def entropy_from_logits(
     logits: ArrayLike, *, axis: int = -1, base: Base = None, where: ArrayLike | None = None
@@ -152,7 +152,7 @@ def _cross_entropy_jvp(axis, primals, tangents):
 cross_entropy_core.defjvp(_cross_entropy_jvp, symbolic_zeros=True)
 
 
-@compiled_when_eager
+@jit_public
 @expects(p="probs", logits="finite")
 def cross_entropy_from_logits(
     p: ArrayLike,
@@ -265,7 +265,7 @@ def _kl_divergence_jvp(axis, primals, tangents):
     return _kl_divergence(axis, zp, zq), tangent
 
 
-@compiled_when_eager
+@jit_public
 @expects(p_logits="finite", q_logits="finite")
 def kl_divergence_from_logits(
     p_logits: ArrayLike,

@@ -26,7 +26,7 @@ from jax.typing import ArrayLike
 from jaxent import _numerics as nx
 from jaxent._numerics import AxisGroup, Base
 from jaxent.categorical import entropy
-from jaxent.checks import compiled_when_eager, expects
+from jaxent.checks import expects, jit_public
 from jaxent.joint import mutual_information
 
 Axes = None | AxisGroup | tuple[AxisGroup, ...]
@@ -122,7 +122,7 @@ def _co_information(t: jax.Array, m: int) -> jax.Array:
     return jnp.sum(jnp.asarray(signs, t.dtype) * _conditional_mi(t), axis=-1)
 
 
-@compiled_when_eager
+@jit_public
 @expects(p="table")
 def conditional_mutual_information(
     p: ArrayLike,
@@ -178,7 +178,7 @@ def conditional_mutual_information(
     return nx.to_units(_conditional_mutual_information(t), base).astype(dtype)
 
 
-@compiled_when_eager
+@jit_public
 @expects(p="table")
 def co_information(p: ArrayLike, *, axes: Axes = None, base: Base = None) -> jax.Array:
     r"""Co-information (interaction information) of m variables.
@@ -231,7 +231,7 @@ def co_information(p: ArrayLike, *, axes: Axes = None, base: Base = None) -> jax
     return nx.to_units(_co_information(t, m), base).astype(dtype)
 
 
-@compiled_when_eager
+@jit_public
 @expects(p="table")
 def total_correlation(p: ArrayLike, *, axes: Axes = None, base: Base = None) -> jax.Array:
     r"""Total correlation (multi-information) of m variables.
@@ -273,7 +273,7 @@ def total_correlation(p: ArrayLike, *, axes: Axes = None, base: Base = None) -> 
     return nx.to_units(_non_negative(_total_correlation(t, m)), base).astype(dtype)
 
 
-@compiled_when_eager
+@jit_public
 @expects(p="table")
 def dual_total_correlation(p: ArrayLike, *, axes: Axes = None, base: Base = None) -> jax.Array:
     r"""Dual total correlation (binding information) of m variables.
@@ -317,7 +317,7 @@ def dual_total_correlation(p: ArrayLike, *, axes: Axes = None, base: Base = None
     return nx.to_units(_non_negative(_dual_total_correlation(t, m)), base).astype(dtype)
 
 
-@compiled_when_eager
+@jit_public
 @expects(p="table")
 def o_information(p: ArrayLike, *, axes: Axes = None, base: Base = None) -> jax.Array:
     r"""O-information: the balance of redundancy and synergy among m variables.
@@ -361,7 +361,7 @@ def o_information(p: ArrayLike, *, axes: Axes = None, base: Base = None) -> jax.
     return nx.to_units(_o_information(t, m), base).astype(dtype)
 
 
-@compiled_when_eager
+@jit_public
 @expects(p="table")
 def s_information(p: ArrayLike, *, axes: Axes = None, base: Base = None) -> jax.Array:
     r"""S-information (exogenous information): the total of all dependencies.

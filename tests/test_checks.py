@@ -224,7 +224,7 @@ def test_float_base_stays_static():
     np.testing.assert_allclose(safe(P, Q, base=10.0), je.kl_divergence(P, Q, base=10.0))
 
 
-# compiled_when_eager: an eager call of a public measure is one compiled program.
+# jit_public: an eager call of a public measure is one compiled program.
 def test_eager_call_compiles_one_program(caplog):
     p = np.full((2, 3, 17), 1 / 17, np.float32)  # a shape no other test uses
     q = np.full((2, 3, 17), 1 / 17, np.float32)

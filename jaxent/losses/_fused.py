@@ -10,7 +10,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxent import _numerics
-from jaxent.checks import compiled_when_eager, expects
+from jaxent.checks import expects, jit_public
 
 # How fused_linear_cross_entropy reduces the per-row losses (its ``reduction`` option).
 Reduction = Literal["mean", "sum", "none"]
@@ -161,7 +161,7 @@ def _chunked_logsumexp(
     return carry
 
 
-@compiled_when_eager
+@jit_public
 @expects(hidden="finite", weight="finite", labels="classes")
 def fused_linear_cross_entropy(
     hidden: ArrayLike,

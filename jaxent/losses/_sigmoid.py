@@ -7,10 +7,10 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxent import _numerics
-from jaxent.checks import compiled_when_eager, expects
+from jaxent.checks import expects, jit_public
 
 
-@compiled_when_eager
+@jit_public
 @expects(logits="finite", labels="unit")
 def sigmoid_binary_cross_entropy(
     logits: ArrayLike,

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxent import _numerics as nx
-from jaxent.checks import compiled_when_eager, expects
+from jaxent.checks import expects, jit_public
 from jaxent.logits import cross_entropy_core, nll_from_parts
 
 Axis = int | tuple[int, ...]
@@ -74,7 +74,7 @@ def _classes_last(
     return ndim - len(axes), tuple(out)
 
 
-@compiled_when_eager
+@jit_public
 @expects(logits="finite", labels="probs")
 def softmax_cross_entropy(
     logits: ArrayLike,
@@ -242,7 +242,7 @@ def _int_label_loss_jvp(smoothing, primals, tangents):
     return loss, tangent
 
 
-@compiled_when_eager
+@jit_public
 @expects(logits="finite", labels="classes")
 def softmax_cross_entropy_with_integer_labels(
     logits: ArrayLike,
