@@ -66,27 +66,31 @@ _ARRAY_OPTIONS = frozenset({"alpha", "where"})
 def jit_public(fn: _F) -> _F:
     """Runs a public function as one compiled program, as ``jax.numpy`` does.
 
-    ``fn`` runs under ``jax.jit`` with its options (every argument but the declared
-    arrays, ``alpha`` and ``where``) static: eagerly, one program per shape and set
-    of options instead of one per operation (``kl_divergence`` of two 3-vectors:
-    first call 1.06 s -> 0.12 s, later calls 1.6 ms -> 31 us; an eager gradient of
+    ``fn`` runs under ``jax.jit``, its declared arrays and ``where`` traced, its
+    options (``axis``, ``base``, a Python ``alpha``, ...) static; an ``alpha`` given
+    as an array is traced. Eagerly that is one program per shape and set of options
+    instead of one per operation (``kl_divergence`` of two 3-vectors: first call
+    1.06 s -> 0.12 s, later calls 1.6 ms -> 31 us; an eager gradient of
     ``renyi_entropy`` recompiled its branches on every call). Inside ``jit``,
     ``grad`` or ``vmap`` the program is traced once per shape and options and
-    inlined. With an option that cannot be static (an array, e.g. a ``base`` given
-    as one), ``fn`` is called directly. Lists and tuples given for array arguments
+    inlined. With another option that cannot be static (e.g. a ``base`` given as an
+    array), ``fn`` is called directly. Lists and tuples given for array arguments
     are made arrays first (as ``fn`` would). Apply on top of :func:`expects`.
     """
     sig = inspect.signature(fn)
-    arrays = frozenset(_declared(fn)[1]) | _ARRAY_OPTIONS
-    options = tuple(n for n in sig.parameters if n not in arrays)
-    jitted = jax.jit(fn, static_argnames=options)
+    arrays = frozenset(_declared(fn)[1]) | {"where"}
+
+    @functools.cache  # one jit per set of static names (few: the options passed)
+    def compiled(static: tuple[str, ...]) -> Callable:
+        return jax.jit(fn, static_argnames=static)
 
     @functools.wraps(fn)
     def run(*args, **kwargs):
         values = sig.bind(*args, **kwargs).arguments
-        if not all(_static(values[n]) for n in options if n in values):
+        static = tuple(n for n, v in values.items() if n not in arrays and _static(v))
+        if any(n not in arrays | _ARRAY_OPTIONS for n in values.keys() - set(static)):
             return fn(*args, **kwargs)
-        return jitted(
+        return compiled(static)(
             **{
                 n: jnp.asarray(v) if n in arrays and isinstance(v, (list, tuple)) else v
                 for n, v in values.items()

@@ -225,14 +225,30 @@ def test_float_base_stays_static():
 
 
 # jit_public: an eager call of a public measure is one compiled program.
-def test_eager_call_compiles_one_program(caplog):
-    p = np.full((2, 3, 17), 1 / 17, np.float32)  # a shape no other test uses
-    q = np.full((2, 3, 17), 1 / 17, np.float32)
+def _programs(caplog, calls):
     with caplog.at_level("WARNING"), jax.log_compiles(True):
-        je.kl_divergence(p, q, base=2)
-        je.kl_divergence(p, q, base=2)  # cached: no second program
-    compiled = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Compiling")]
+        for call in calls:
+            call()
+    return [r.getMessage() for r in caplog.records if r.getMessage().startswith("Compiling")]
+
+
+def test_eager_call_compiles_one_program(caplog):
+    p = np.full((2, 3, 17), 1 / 17, np.float32)  # shapes no other test uses
+    q = np.full((2, 3, 17), 1 / 17, np.float32)
+    kl = lambda: je.kl_divergence(p, q, base=2)
+    compiled = _programs(caplog, [kl, kl])  # the second call: cached
     assert len(compiled) == 1 and compiled[0].startswith("Compiling jit(kl_divergence)"), compiled
+    # A Python alpha is static (the program specializes to it, as the user's own jit
+    # would); an array alpha is traced: one program for every value.
+    r = np.full((2, 19), 1 / 19, np.float32)
+    caplog.clear()
+    by_value = [lambda a=a: je.renyi_entropy(r, a) for a in (2.0, 3.0, 2.0)]
+    assert len(_programs(caplog, by_value)) == 2
+    caplog.clear()
+    traced = [
+        lambda a=a: je.renyi_entropy(r, np.float32(a) + np.zeros(2, np.float32)) for a in (2, 3)
+    ]
+    assert len(_programs(caplog, traced)) == 1
 
 
 def test_eager_calls_equal_compiled_and_traced_calls():
