@@ -78,7 +78,8 @@ def jit_public(fn: _F) -> _F:
     are made arrays first (as ``fn`` would). Apply on top of :func:`expects`.
     """
     sig = inspect.signature(fn)
-    arrays = frozenset(_declared(fn)[1]) | {"where"}
+    arrays = frozenset(_declared(fn)[1]) | {"where"}  # always traced
+    traceable = arrays | _ARRAY_OPTIONS  # traced when not static (alpha)
 
     @functools.cache  # one jit per set of static names (few: the options passed)
     def compiled(static: tuple[str, ...]) -> Callable:
@@ -88,7 +89,7 @@ def jit_public(fn: _F) -> _F:
     def run(*args, **kwargs):
         values = sig.bind(*args, **kwargs).arguments
         static = tuple(n for n, v in values.items() if n not in arrays and _static(v))
-        if any(n not in arrays | _ARRAY_OPTIONS for n in values.keys() - set(static)):
+        if any(n not in traceable and n not in static for n in values):
             return fn(*args, **kwargs)
         return compiled(static)(
             **{

@@ -47,6 +47,11 @@ def _conditional_partials(pxy):
 _conditional_sum = nx.sum_rule(_conditional_value, _conditional_partials)
 
 
+def _marginals(pxy: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """``p(x)``, ``p(y | x)`` (as :func:`_given_x`) and ``p(y)``, keepdims."""
+    return *_given_x(pxy), jnp.sum(pxy, axis=-2, keepdims=True)
+
+
 def _excess(marginal: jax.Array) -> jax.Array:
     """``sum(marginal) - 1`` over the last axis, summed accurately (the 1 is an entry of
     its own: subtracted from an entry, it would round the entry's small part away)."""
@@ -60,8 +65,7 @@ def _mi_value(axes, pxy):
     # sum_x p(x) sum_y (p(y) - p(y|x)) = T_x T_y - T_x for marginals of totals T_x, T_y
     # (equal up to rounding), taken back as T_x (1 - T_y) from the totals' excesses
     # over 1, summed accurately (the marginals are short: no pass over the table).
-    px, p_y_given_x = _given_x(pxy)
-    py = jnp.sum(pxy, axis=-2, keepdims=True)
+    px, p_y_given_x, py = _marginals(pxy)
     terms = jnp.sum(px * nx.kl_term(p_y_given_x, py, p_y_given_x - py), axis=axes)
     return terms - (1 + _excess(px[..., 0])) * _excess(py[..., 0, :])
 
@@ -70,8 +74,7 @@ def _mi_partials(pxy):
     # dI/dp(x,y) = log(p(y|x)/p(y)) - 1. Where p(x,y) = 0, the slopes of the conditional
     # form sum_x p(x) D(p(y|x) || p(y)) with p log p flat at 0: -log p(y) - 2, or -1 in
     # an empty row or column, 0 in both.
-    px, p_y_given_x = _given_x(pxy)
-    py = jnp.sum(pxy, axis=-2, keepdims=True)
+    px, p_y_given_x, py = _marginals(pxy)
     pos = pxy > 0
     live = jnp.log(jnp.where(pos, p_y_given_x, 1) / jnp.where(pos, py, 1)) - 1
     dead = jnp.where(px > 0, jnp.where(py > 0, -nx.safe_log(py) - 2, -1), jnp.where(py > 0, -1, 0))

@@ -8,7 +8,6 @@ Counts are used as given (integers or floats, no check that they are whole).
 from __future__ import annotations
 
 import math
-from functools import partial
 from typing import Literal, get_args
 
 import jax
@@ -18,7 +17,7 @@ from jax.typing import ArrayLike
 
 from jaxent import _numerics as nx
 from jaxent._numerics import Base
-from jaxent.checks import expects
+from jaxent.checks import expects, jit_public
 
 # The estimators of entropy_from_counts (its ``method`` option).
 CountsMethod = Literal["plugin", "miller_madow", "grassberger", "chao_shen", "james_stein", "nsb"]
@@ -187,6 +186,7 @@ _ESTIMATORS = {
 }
 
 
+@jit_public
 @expects(counts="counts")
 def entropy_from_counts(
     counts: ArrayLike, *, method: CountsMethod = "plugin", axis: int = -1, base: Base = None
@@ -312,15 +312,9 @@ def entropy_from_counts(
         raise ValueError(f"method must be one of {', '.join(map(repr, METHODS))}; got {method!r}")
     (c,), dtype = nx.promote(counts)
     c = jnp.moveaxis(c, nx.event_axis(c.ndim, axis), -1)
-    return nx.to_units(_estimate(c, method), base).astype(dtype)
-
-
-@partial(jax.jit, static_argnames="method")
-def _estimate(c: jax.Array, method: CountsMethod) -> jax.Array:
-    # One compiled program (the NSB quadrature is hundreds of operations: called
-    # eagerly, each would be compiled and dispatched on its own).
     total = jnp.sum(c, axis=-1)
     empty = total == 0
     n = jnp.where(empty, 1, total)  # an empty histogram estimates 0 with every method
     p = c / n[..., None]
-    return jnp.where(empty, 0, _ESTIMATORS[method](c, n, p))
+    h = jnp.where(empty, 0, _ESTIMATORS[method](c, n, p))
+    return nx.to_units(h, base).astype(dtype)
