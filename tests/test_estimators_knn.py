@@ -439,12 +439,60 @@ def test_sorted_search_matches_kdtree():
 def test_rows_left_to_the_boxes_stay_exact(monkeypatch):
     # A window of one offset leaves nearly every row to the exact box search (traced
     # afresh under the patched window; brute force does not depend on it). The y of
-    # each kind is paired with the x of another (the Cauchy x with duplicated y).
+    # each kind is paired with the x of another (the Cauchy x with duplicated y). In
+    # float32 with x64 off, as users run it: the sorts then pack into 32-bit integers
+    # (the test above runs the 64-bit packing).
     monkeypatch.setattr(_search, "_STRIP_WINDOW", 0.0)
-    x, y = _adversarial_batch()
+    x, y = (a.astype(np.float32) for a in _adversarial_batch())
     y = np.roll(y, 6, axis=0)
-    fast = jax.jit(lambda x, y: _searches(x, y, "sorted"))(x, y)
-    _assert_searches_equal(_brute(x, y), fast)
+    with jax.enable_x64(False):
+        brute = jax.jit(lambda x, y: _searches(x, y, "brute"))(x, y)
+        fast = jax.jit(lambda x, y: _searches(x, y, "sorted"))(x, y)
+    _assert_searches_equal(brute, fast)
+
+
+def _stable_order(v: np.ndarray) -> list:
+    """Reference order: by value (-0.0 equal to +0.0), then by index."""
+    return sorted(range(len(v)), key=lambda i: (float(v[i]), i))
+
+
+@pytest.mark.parametrize("x64", [True, False], ids=["x64", "x32"])
+def test_integer_sorts_equal_a_stable_sort(x64, rng):
+    # The searches sort floats as packed integers (one digit of the key and the index
+    # per sort); ties, signed zeros, infinities, huge and tiny values, several digits.
+    rows = [
+        np.round(rng.standard_normal(700)),  # many ties, and -0.0 from rounding
+        np.where(rng.random(700) < 0.5, -0.0, 0.0),
+        rng.standard_cauchy(700) * 1e30,
+        np.concatenate([[np.inf, -np.inf, 1e-30, -1e-30, 1e-300], rng.standard_normal(695)]),
+    ]
+    with jax.enable_x64(x64):
+        for dtype in [np.float32, np.float16] + ([np.float64] if x64 else []):
+            with np.errstate(over="ignore"):  # huge values overflow to +-inf: kept
+                x = np.stack(rows).astype(dtype)
+            order = np.asarray(_search._argsort(jnp.asarray(x)))
+            assert order.dtype == np.int32
+            for row, got in zip(x, order):
+                assert got.tolist() == _stable_order(row), dtype
+            got = np.asarray(_search._sort(jnp.asarray(x)))
+            assert got.dtype == dtype
+            np.testing.assert_array_equal(got, np.sort(x, axis=-1))
+            np.testing.assert_array_equal(np.signbit(got).sum(-1), np.signbit(x).sum(-1))
+        # Integer keys (the class labels of grouped searches), signed and unsigned.
+        for labels in (rng.integers(-(2**31), 2**31 - 1, (2, 900)), rng.integers(0, 4, (2, 900))):
+            for dtype in (np.int32, np.uint8, np.int8):
+                g = labels.astype(dtype)
+                order = np.asarray(_search._stable_order(*_search._unsigned_key(jnp.asarray(g))))
+                np.testing.assert_array_equal(order, np.argsort(g, axis=-1, stable=True))
+        # Positions of a permutation (entries beyond n: padding) and the queue of a mask.
+        index = np.stack([rng.permutation(3000) for _ in range(3)]).astype(np.int32)
+        index = np.minimum(index, 1000 + np.arange(3000) % 5).astype(np.int32)
+        where = np.asarray(_search._positions(jnp.asarray(index), 1000))
+        for row, pos in zip(index, where):
+            np.testing.assert_array_equal(row[pos], np.arange(1000))
+        todo = rng.random(3001) < 0.1
+        queue = np.asarray(_search._queue(jnp.asarray(todo)))
+        np.testing.assert_array_equal(queue, np.argsort(~todo, stable=True))
 
 
 # x [4, 1000, dx] and y [4, 1000, 1] with k = 3: the shapes of test_ksg_of_gaussian_samples
