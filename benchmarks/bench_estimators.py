@@ -22,6 +22,7 @@ Cases (issue 9, "Benchmark"):
     estimator written with ``scipy.spatial.cKDTree``; in 1-D also
     ``scipy.stats.differential_entropy`` (Vasicek's estimator: a different estimator,
     for scale only).
+(c) and (d) also run in float32 with x64 off, as users do by default.
 (e) Entropy from histogram counts, 10,000 histograms of 100 bins, one batched call:
     the plug-in estimate against ``scipy.stats.entropy`` and Miller-Madow against the
     same plus its correction in NumPy. (The NSB estimate has no peer installed here.)
@@ -99,6 +100,18 @@ def _sklearn_noise(X, y, seed):
     y = y / np.nanstd(y)
     y = y + 1e-10 * np.maximum(1, np.mean(np.abs(y))) * rng.standard_normal(y.shape)
     return X, y
+
+
+def _in_float32(fn, *arrays):
+    """``fn`` on float32 copies of ``arrays`` with x64 off: what a user runs by default
+    (this script turns x64 on for the float64 comparisons with scikit-learn)."""
+    arrays = [np.asarray(a, np.float32) for a in arrays]
+
+    def call():
+        with jax.enable_x64(False):
+            return fn(*arrays)
+
+    return call
 
 
 def _kl_entropy_kdtree(x, k=3):
@@ -187,6 +200,17 @@ def main():
             warm,
             _worst(np.maximum(got, 0), want),
         )
+        first, warm, got = _jaxent_time(
+            _in_float32(je.estimators.ksg_mutual_information, bx, by), args.repeats
+        )
+        record(
+            "(c) the same in float32, x64 off",
+            "scikit-learn loop",
+            peer_s,
+            first,
+            warm,
+            _worst(np.maximum(got, 0), want),
+        )
 
     if "d" in args.sections:
         # (d) Kozachenko-Leonenko entropy.
@@ -198,6 +222,12 @@ def main():
                 "SciPy cKDTree",
                 lambda x=x: _kl_entropy_kdtree(x),
                 lambda x=x: je.estimators.kozachenko_leonenko_entropy(x),
+            )
+            versus(
+                "(d) the same in float32, x64 off",
+                "SciPy cKDTree",
+                lambda x=x: _kl_entropy_kdtree(x),
+                _in_float32(je.estimators.kozachenko_leonenko_entropy, x),
             )
             if d == 1:
                 peer_s, other = _peer_time(stats.differential_entropy, x[:, 0])

@@ -51,6 +51,7 @@ from jaxent import _numerics as nx
 from jaxent._numerics import Base
 from jaxent.checks import expects
 from jaxent.estimators._knn import _broadcast_batch, _check_samples
+from jaxent.estimators._search import argsort
 from jaxent.gaussian import gaussian_entropy
 
 
@@ -61,11 +62,11 @@ def _normal_scores(x: jax.Array) -> jax.Array:
     :math:`\\Phi^{-1}(r / (n + 1))`, ``r = 1..n``, minus their mean.
     """
     n = x.shape[-2]
-    # One stable sort along the last axis (XLA sorts the minor axis fastest), then the
-    # inverse permutation by a scatter: a second argsort would cost as much again.
+    # A stable argsort along the last axis (XLA sorts the minor axis fastest), by
+    # integer sorts, then the inverse permutation by a scatter.
     columns = jnp.swapaxes(x, -1, -2)
+    order = argsort(columns)
     position = jax.lax.broadcasted_iota(jnp.int32, columns.shape, columns.ndim - 1)
-    _, order = jax.lax.sort((columns, position), dimension=columns.ndim - 1, is_stable=True)
     ranks = jnp.put_along_axis(jnp.zeros_like(order), order, position, axis=-1, inplace=False)
     scores = jax.scipy.special.ndtri(jnp.arange(1, n + 1, dtype=x.dtype) / (n + 1))
     return jnp.take(scores - jnp.mean(scores), jnp.swapaxes(ranks, -1, -2))

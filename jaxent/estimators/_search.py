@@ -237,9 +237,9 @@ def _key_coordinates(r: jax.Array, count: int) -> jax.Array:
     if d == count:
         return jnp.broadcast_to(jnp.arange(d, dtype=jnp.int32), (N, d))
     stride = max(1, m // 2048)
-    sub = jnp.sort(r[:, ::stride], axis=1)
-    size = sub.shape[1]
-    iqr = sub[:, (3 * size) // 4] - sub[:, size // 4]
+    sub = _sort(jnp.swapaxes(r[:, ::stride], 1, 2))  # [N, d, size]
+    size = sub.shape[-1]
+    iqr = sub[..., (3 * size) // 4] - sub[..., size // 4]
     full = jnp.max(r, axis=1) - jnp.min(r, axis=1)
     score = jnp.where(jnp.max(iqr, axis=-1, keepdims=True) > 0, iqr, full)
     return jnp.argsort(-score, axis=-1, stable=True)[:, :count].astype(jnp.int32)
@@ -303,7 +303,7 @@ def _stable_order(key: jax.Array, width: int) -> jax.Array:
     return order
 
 
-def _argsort(x: jax.Array) -> jax.Array:
+def argsort(x: jax.Array) -> jax.Array:
     """``jnp.argsort(x, axis=-1, stable=True)`` for floats, as int32, by integer sorts
     (see :func:`_stable_order`): -0.0 ties with +0.0."""
     return _stable_order(*_unsigned_key(jnp.where(x == 0, 0, x)))
@@ -557,7 +557,7 @@ def _bands(u, keys, strip, ref, qry, groups) -> _Bands:
     N, U, d = u.shape
     S = -(-U // strip)
     ua, ub = _take(u, keys[:, 0]), _take(u, keys[:, 1])
-    order = _argsort(ua)
+    order = argsort(ua)
     cut = jnp.pad(order, [(0, 0), (0, S * strip - U)], constant_values=U)
     cut = jnp.pad(cut.reshape(N, S, strip), [(0, 0), (1, 1), (0, 0)], constant_values=U)
     entry = jnp.concatenate([cut[:, :-2], cut[:, 1:-1], cut[:, 2:]], axis=-1)
@@ -567,7 +567,7 @@ def _bands(u, keys, strip, ref, qry, groups) -> _Bands:
     rows = _rows_of(entry.shape)
     real = entry < U
     bkey = jnp.where(real, ub[rows, jnp.minimum(entry, U - 1)], jnp.inf)
-    by_b = _argsort(bkey)
+    by_b = argsort(bkey)
     entry, bkey, sid, middle = (
         jnp.take_along_axis(a, by_b, axis=-1) for a in (entry, bkey, sid, middle)
     )
@@ -743,7 +743,7 @@ def _line_search(q, r, acc, param, metric, *, exclude_self, groups, k):
     N, n, _ = q.shape
     m = r.shape[1]
     if exclude_self:  # one lane, sorted by (group, value): shifts of the sorted order
-        order = _argsort(r[..., 0])
+        order = argsort(r[..., 0])
         if groups is not None:
             g = jnp.take_along_axis(groups, order, axis=1)
             order = jnp.take_along_axis(order, _stable_order(*_unsigned_key(g)), axis=1)
@@ -766,7 +766,7 @@ def _line_search(q, r, acc, param, metric, *, exclude_self, groups, k):
             acc.pack(state),
         )
     # Queries against other references: the references on either side of each query.
-    order = _argsort(r[..., 0])
+    order = argsort(r[..., 0])
     s = jnp.take_along_axis(r[..., 0], order, axis=1)
     pos = jax.vmap(jnp.searchsorted)(s, q[..., 0]).astype(jnp.int32)
     base = _rows_of((N, n)) * m
@@ -809,7 +809,7 @@ def _count_sorted_1d(p, radius, refs, metric):
     if refs is None:
         s = _sort(v)
     else:  # prefix sums of the references among the sorted values
-        order = _argsort(v)
+        order = argsort(v)
         s = jnp.take_along_axis(v, order, axis=1)
         is_ref = jnp.take_along_axis(refs, order, axis=1).astype(jnp.int32)
         before = jnp.pad(jnp.cumsum(is_ref, axis=1, dtype=jnp.int32), [(0, 0), (1, 0)])
