@@ -315,9 +315,8 @@ def _sort(x: jax.Array) -> jax.Array:
     key = jax.lax.sort(key, dimension=x.ndim - 1)
     sign = key.dtype.type(1 << (width - 1))
     bits = jnp.where(key >= sign, key ^ sign, ~key)
-    return jax.lax.bitcast_convert_type(bits, {32: jnp.float32, 64: jnp.float64}[width]).astype(
-        x.dtype
-    )
+    floats = jax.lax.bitcast_convert_type(bits, {32: jnp.float32, 64: jnp.float64}[width])
+    return floats.astype(x.dtype)
 
 
 def _x64_enabled() -> bool:
