@@ -451,7 +451,7 @@ def test_rows_left_to_the_boxes_stay_exact(monkeypatch):
     _assert_searches_equal(brute, fast)
 
 
-def _stable_order(v: np.ndarray) -> list:
+def _reference_order(v: np.ndarray) -> list:
     """Reference order: by value (-0.0 equal to +0.0), then by index."""
     return sorted(range(len(v)), key=lambda i: (float(v[i]), i))
 
@@ -473,7 +473,7 @@ def test_integer_sorts_equal_a_stable_sort(x64, rng):
             order = np.asarray(_search.argsort(jnp.asarray(x)))
             assert order.dtype == np.int32
             for row, got in zip(x, order):
-                assert got.tolist() == _stable_order(row), dtype
+                assert got.tolist() == _reference_order(row), dtype
             got = np.asarray(_search._sort(jnp.asarray(x)))
             assert got.dtype == dtype
             np.testing.assert_array_equal(got, np.sort(x, axis=-1))
