@@ -409,18 +409,15 @@ def _assert_searches_equal(brute, fast, kinds=_ADVERSARIAL):
 
 
 @pytest.mark.slow
-def test_sorted_search_equals_brute_force():
-    # The six kinds at once (the problems of a batch share the box search's queue).
+def test_sorted_search_equals_brute_force_and_kdtree():
+    # The six kinds at once (the problems of a batch share the box search's queue); one
+    # search checked against both references (each costs seconds to compile and run).
     x, y = _adversarial_batch()
-    _assert_searches_equal(_brute(x, y), _sorted(x, y))
-
-
-@pytest.mark.slow
-def test_sorted_search_matches_kdtree():
+    fast = _sorted(x, y)
+    _assert_searches_equal(_brute(x, y), fast)
     # An independent float64 reference: the max-norm distances are the same subtractions,
     # so they agree exactly; the counts are integers.
-    x, y = _adversarial_batch()
-    joint, many, cross, _, _, counts, _ = _sorted(x, y)
+    joint, many, cross, _, _, counts, _ = fast
     for p in (6, 7):  # the Cauchy problems
         tree = cKDTree(x[p])
         eps = tree.query(x[p], k=[4], p=np.inf)[0][:, 0]
