@@ -58,6 +58,11 @@ MAX_PASSES = 16
 
 # "sorted" method: window offsets per loop step of the band scan.
 _GROUP = 4
+# Entries per lane of the band scan, padding included, are a multiple of this. Lanes
+# of other lengths made the scan's fused loop up to 7x slower on a 2-core x86 CPU at
+# some sizes (3-D entropy of 2,000 points 65 -> 13 ms, of 8,000 points 342 -> 52 ms;
+# 2-D, 4,000 points 17 -> 6 ms: BENCHMARKS.md, tenth session).
+_LANE_ALIGN = 64
 # Strip width and window size factors (see _band_shape).
 _STRIP_WIDTH = 2.0
 _STRIP_WINDOW = 2.0
@@ -479,10 +484,14 @@ def _scan_lanes(lanes: _Lanes, acc: _Acc, param, window: int, metric: Metric):
     shape = key.shape
     steps = -(-window // _GROUP)
     reach = steps * _GROUP + 1
-    size = math.prod(shape[:-1]) * (shape[-1] + reach)
+    # Each lane and the padding after it (at least ``reach``) fill a multiple of
+    # _LANE_ALIGN entries: at other lengths XLA's CPU loops ran up to 7x slower (see
+    # _LANE_ALIGN).
+    lane = -(-(shape[-1] + reach) // _LANE_ALIGN) * _LANE_ALIGN
+    size = math.prod(shape[:-1]) * lane
 
     def flat(a, value):
-        a = jnp.pad(a, [(0, 0)] * (a.ndim - 1) + [(0, reach)], constant_values=value)
+        a = jnp.pad(a, [(0, 0)] * (a.ndim - 1) + [(0, lane - shape[-1])], constant_values=value)
         return jnp.pad(a.reshape(-1), (reach, reach), constant_values=value)
 
     def shifted(a, off):
@@ -523,7 +532,7 @@ def _scan_lanes(lanes: _Lanes, acc: _Acc, param, window: int, metric: Metric):
     gap = jnp.where(jnp.isnan(gap), jnp.inf, gap)  # inf - inf at padding
 
     def unflat(a):
-        return a.reshape(shape[:-1] + (shape[-1] + reach,))[..., : shape[-1]]
+        return a.reshape(shape[:-1] + (lane,))[..., : shape[-1]]
 
     return jax.tree.map(unflat, state), unflat(gap)
 
