@@ -87,27 +87,33 @@ def check_method(method: SearchMethod) -> SearchMethod:
     return method
 
 
+# On CPU, brute force up to this many points in d dimensions (the sorted search
+# beyond; brute force at any size from six dimensions): about where the sorted search
+# overtakes it once compiled, measured on a 2-core CPU (BENCHMARKS.md, tenth session).
+_CPU_BRUTE_UP_TO = {1: 512, 2: 512, 3: 1024, 4: 2048, 5: 8192}
+
+
 def choose_method(method: SearchMethod, n: int, m: int, d: int) -> Literal["sorted", "brute"]:
     """``"brute"`` or ``"sorted"`` for ``n`` queries against ``m`` points in ``d`` dims.
 
-    Measured on a 2-core CPU (BENCHMARKS.md), brute force is faster up to about 512
-    points in one or two dimensions (the sorted search pays for its sorts and a
-    second compiled pass). In three dimensions the sorted search runs faster from
-    about 4,000 points (n = 8,192: 0.11 s against 0.31 s), but it compiles in 3-7 s
-    where brute force takes under 1 s, so for a single call brute force stays ahead
-    up to about 8,192 points. On CPU the crossover is therefore 512 points up to two
-    dimensions and 8192 from three. On accelerators, where brute force runs as
-    dense tiles, it is taken at 4096 (an estimate, not measured here). Beyond 8
-    dimensions points spread so thinly along any two coordinates that the bands
-    settle few rows, and brute force is used.
+    On CPU the sorted search is taken where it runs faster than brute force once
+    compiled (measured on a 2-core CPU, standard-normal points, k = 3, float32): above
+    512 points in one or two dimensions, 1,024 in three (2,000 points: 11 ms against
+    30 ms), 2,048 in four, 8,192 in five. From six dimensions the bands along two
+    coordinates settle few rows and brute force is as fast or faster (entropy of
+    16,000 points in 6-D: 1.9 s against 3.6 s), so it is always used. The sorted
+    search takes 2-5 s to compile against under 1 s, which a single call at the
+    smallest of these sizes does not win back. On accelerators, where brute force
+    runs as dense tiles, the sorted search is taken above 4,096 points (an estimate,
+    not measured here) up to 8 dimensions.
     """
     if method != "auto":
         return method
     if jax.default_backend() == "cpu":
-        small = 512 if d <= 2 else 8192
+        up_to = _CPU_BRUTE_UP_TO.get(d)
     else:
-        small = 4096
-    return "brute" if min(n, m) <= small or d > 8 else "sorted"
+        up_to = 4096 if d <= 8 else None
+    return "brute" if up_to is None or min(n, m) <= up_to else "sorted"
 
 
 def _term(a: jax.Array, b: jax.Array, metric: Metric) -> jax.Array:
