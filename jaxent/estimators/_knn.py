@@ -14,10 +14,10 @@ small problems (on CPU up to 512 points in one or two dimensions, 1,024 in three
 points, and always beyond 8 dimensions), otherwise ``"sorted"``: the points are
 sorted and each is compared with a fixed window of candidates, a bound along the
 sort coordinates proving that nothing outside the window is closer and the rows
-where the proof fails searched exactly (see :mod:`jaxent.estimators._search`). ``"sorted"`` costs
-``O(n log n)`` for one-dimensional samples and about ``O(n k)`` candidate
-distances plus sorting in two dimensions (``n^(2 - 2/d)`` for points filling
-``d`` dimensions), with ``O(n (d + k))`` memory; ``"brute"`` costs
+where the proof fails searched exactly (see :mod:`jaxent.estimators._search`).
+``"sorted"`` costs ``O(n log n)`` for one-dimensional samples and about ``O(n k)``
+candidate distances plus sorting in two dimensions (``n^(2 - 2/d)`` for points
+filling ``d`` dimensions), with ``O(n (d + k))`` memory; ``"brute"`` costs
 ``O(k n m d)`` time for ``n`` query points against ``m`` reference points, in
 blocks of about four million coordinate differences (32 MB in float64). Leading
 batch axes are processed together (the sorted search) or in chunks (brute

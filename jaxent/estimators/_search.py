@@ -491,8 +491,7 @@ def _scan_lanes(lanes: _Lanes, acc: _Acc, param, window: int, metric: Metric):
     steps = -(-window // _GROUP)
     reach = steps * _GROUP + 1
     # Each lane and the padding after it (at least ``reach``) fill a multiple of
-    # _LANE_ALIGN entries: at other lengths XLA's CPU loops ran up to 7x slower (see
-    # _LANE_ALIGN).
+    # _LANE_ALIGN entries.
     lane = -(-(shape[-1] + reach) // _LANE_ALIGN) * _LANE_ALIGN
     size = math.prod(shape[:-1]) * lane
 
