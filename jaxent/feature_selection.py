@@ -34,7 +34,6 @@ import numbers
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from jaxent.estimators import _knn
@@ -102,24 +101,24 @@ def _contingency_mi(a: np.ndarray, b: np.ndarray) -> float:
     np.add.at(table, (a, b), 1.0)
     if table.shape[0] == 1 or table.shape[1] == 1:
         return 0.0
-    return float(mutual_information(jnp.asarray(table / table.sum())))
+    return float(mutual_information(table / table.sum()))
 
 
 def _ksg(x: np.ndarray, y: np.ndarray, k: int) -> np.ndarray:
     """KSG in nats for the columns ``x [n, F]`` against ``y [n]``, one batched call."""
     if x.shape[1] == 0:
         return np.zeros(0)
-    xs = jnp.asarray(x.T[:, :, None])
-    ys = jnp.asarray(y[None, :, None])
-    return np.asarray(_knn.ksg_mutual_information(xs, ys, k=k), dtype=np.float64)
+    # NumPy in: one compiled call transfers them (jnp.asarray would dispatch twice more).
+    mi = _knn.ksg_mutual_information(x.T[:, :, None], y[None, :, None], k=k)
+    return np.asarray(mi, dtype=np.float64)
 
 
 def _ross(c: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
     """Ross in nats for continuous columns ``c [n, F]`` and labels ``[F, n]`` (or ``[n]``)."""
     if c.shape[1] == 0:
         return np.zeros(0)
-    x = jnp.asarray(c.T[:, :, None])
-    lab = jnp.broadcast_to(jnp.asarray(labels, jnp.int32), x.shape[:2])
+    x = c.T[:, :, None]  # NumPy: the compiled call below transfers it
+    lab = np.broadcast_to(np.asarray(labels, np.int32), x.shape[:2])
     n = x.shape[1]
     if n <= k:
         raise ValueError(f"need more samples than n_neighbors: got n = {n}, n_neighbors = {k}")

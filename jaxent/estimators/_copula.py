@@ -49,7 +49,7 @@ from jax.typing import ArrayLike
 
 from jaxent import _numerics as nx
 from jaxent._numerics import Base
-from jaxent.checks import expects
+from jaxent.checks import expects, jit_public
 from jaxent.estimators._knn import _broadcast_batch, _check_samples
 from jaxent.estimators._search import argsort
 from jaxent.gaussian import gaussian_entropy
@@ -146,6 +146,7 @@ def _groups(sizes: tuple[int, ...]) -> list[tuple[int, ...]]:
     return [tuple(range(end - size, end)) for size, end in zip(sizes, ends)]
 
 
+@jit_public
 @expects(x="finite")
 def gaussian_copula_entropy(
     x: ArrayLike, *, bias_correction: bool = True, base: Base = None
@@ -203,6 +204,7 @@ def gaussian_copula_entropy(
     return nx.to_units(h, base).astype(dtype)
 
 
+@jit_public
 @expects(x="finite", y="finite")
 def gaussian_copula_mutual_information(
     x: ArrayLike, y: ArrayLike, *, bias_correction: bool = True, base: Base = None
@@ -263,6 +265,7 @@ def gaussian_copula_mutual_information(
     return nx.to_units(mi, base).astype(dtype)
 
 
+@jit_public
 @expects(x="finite", y="finite", z="finite")
 def gaussian_copula_conditional_mutual_information(
     x: ArrayLike,

@@ -52,7 +52,7 @@ from jax.typing import ArrayLike
 
 from jaxent import _numerics as nx
 from jaxent._numerics import Base
-from jaxent.checks import expects
+from jaxent.checks import expects, jit_public
 from jaxent.estimators import _search as search
 from jaxent.estimators._search import SearchMethod
 
@@ -171,6 +171,7 @@ def _kl_nats(x: jax.Array, y: jax.Array, *, k: int, block: int, method: SearchMe
     return d * jnp.mean(_half_log(nu_sq) - _half_log(rho_sq), axis=-1) + math.log(m / (n - 1))
 
 
+@jit_public
 @expects(x="finite")
 def kozachenko_leonenko_entropy(
     x: ArrayLike, *, k: int = 3, base: Base = None, method: SearchMethod = "auto"
@@ -246,6 +247,7 @@ def kozachenko_leonenko_entropy(
     return nx.to_units(h.reshape(batch), base).astype(dtype)
 
 
+@jit_public
 @expects(x="finite", y="finite")
 def ksg_mutual_information(
     x: ArrayLike, y: ArrayLike, *, k: int = 3, base: Base = None, method: SearchMethod = "auto"
@@ -321,6 +323,7 @@ def ksg_mutual_information(
     return nx.to_units(mi.reshape(batch), base).astype(dtype)
 
 
+@jit_public
 @expects(x="finite", y="finite")
 def knn_kl_divergence(
     x: ArrayLike, y: ArrayLike, *, k: int = 1, base: Base = None, method: SearchMethod = "auto"
@@ -467,6 +470,7 @@ def _check_labels(labels: jax.Array, x: jax.Array) -> None:
         raise ValueError(f"labels must be non-negative integers; the smallest is {smallest}")
 
 
+# Not jit_public: eagerly, the labels' values are checked (_check_labels).
 @expects(x="finite")
 def ross_mutual_information(
     x: ArrayLike, labels: ArrayLike, *, k: int = 3, base: Base = None, method: SearchMethod = "auto"
@@ -569,6 +573,7 @@ def _cmi_nats(
     return _digamma(k, x.dtype) - jnp.mean(term(count_xz) + term(count_yz) - term(count_z), axis=-1)
 
 
+@jit_public
 @expects(x="finite", y="finite", z="finite")
 def ksg_conditional_mutual_information(
     x: ArrayLike,
@@ -654,6 +659,7 @@ def _embed(series: jax.Array, start: int, stop: int, lags: range) -> jax.Array:
     return jnp.concatenate([series[..., start - lag : stop - lag, :] for lag in lags], axis=-1)
 
 
+@jit_public
 @expects(source="finite", target="finite")
 def transfer_entropy(
     source: ArrayLike,

@@ -17,7 +17,7 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from jaxent import _numerics as nx
-from jaxent.checks import expects
+from jaxent.checks import expects, jit_public
 
 
 def _square(scores: ArrayLike) -> tuple[jax.Array, int, jnp.dtype]:
@@ -58,6 +58,7 @@ def _sum_exp_jvp(shift, primals, tangents):
     return _sum_exp(x, shift), jnp.sum(jnp.exp(x - shift) * x_dot, axis=-1)
 
 
+@jit_public
 @expects(scores="finite")
 def infonce_bound(scores: ArrayLike) -> jax.Array:
     r"""InfoNCE lower bound on the mutual information :math:`I(X; Y)`.
@@ -110,6 +111,7 @@ def infonce_bound(scores: ArrayLike) -> jax.Array:
     return (jnp.mean(rows, axis=-1) + math.log(n)).astype(dtype)
 
 
+@jit_public
 @expects(scores="finite")
 def nwj_bound(scores: ArrayLike) -> jax.Array:
     r"""NWJ (f-GAN KL) lower bound on the mutual information :math:`I(X; Y)`.
@@ -161,6 +163,7 @@ def nwj_bound(scores: ArrayLike) -> jax.Array:
     return (jnp.mean(_diagonal(s), axis=-1) - exp_term).astype(dtype)
 
 
+@jit_public
 @expects(scores="finite")
 def donsker_varadhan_bound(scores: ArrayLike) -> jax.Array:
     r"""Donsker–Varadhan (MINE) lower bound on the mutual information :math:`I(X; Y)`.
