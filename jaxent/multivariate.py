@@ -16,7 +16,7 @@ with the product of its m marginals, which could underflow.
 from __future__ import annotations
 
 import math
-from functools import partial
+from functools import partial, reduce
 
 import jax
 import jax.numpy as jnp
@@ -110,7 +110,7 @@ def _s_information(t: jax.Array, m: int) -> jax.Array:
     ]
     if len(set(sizes)) == 1:
         return jnp.sum(mutual_information(jnp.stack(pairs, axis=first)), axis=-1)
-    return sum(mutual_information(pair) for pair in pairs)
+    return reduce(jnp.add, [mutual_information(pair) for pair in pairs])
 
 
 @jax.jit
