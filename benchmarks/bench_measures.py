@@ -9,10 +9,13 @@ one-line formula, optax or SciPy equivalent, in the same run, on the same inputs
 on the hard cases of ``tests/test_accuracy.py`` (mpmath references at 50 digits) for
 the functions both can compute. ``--eager`` times both sides called eagerly, as in a
 notebook (no ``jax.jit`` around them; use small inputs, e.g. ``--batch 8 --n 16``, to
-see the per-call cost of dispatch).
+see the per-call cost of dispatch). ``--ops`` adds each compiled program's count of
+elementwise operations on full-size arrays (value and gradient, jaxent / baseline): on
+a CPU, where XLA runs a reduction and the elementwise work feeding it as one library
+kernel that pays for each operation, the ratios follow these counts.
 
     python benchmarks/bench_measures.py [--batch 4096] [--n 1024] [--repeats 7]
-        [--dtypes float32,bfloat16] [--only NAME] [--eager]
+        [--dtypes float32,bfloat16] [--only NAME] [--eager] [--ops]
 
 Runs unchanged on a GPU (JAX picks the default backend).
 """
@@ -20,7 +23,9 @@ Runs unchanged on a GPU (JAX picks the default backend).
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -218,6 +223,41 @@ def median_time(fn: Callable, args: tuple, repeats: int, clock: str = "wall") ->
     return float(np.median(times))
 
 
+# Layout and data movement: not counted as operations.
+_MOVES = frozenset(
+    [
+        "parameter",
+        "constant",
+        "broadcast",
+        "bitcast",
+        "copy",
+        "slice",
+        "dynamic-slice",
+        "reshape",
+        "transpose",
+        "concatenate",
+        "pad",
+        "reverse",
+        "iota",
+        "tuple",
+        "get-tuple-element",
+        "fusion",
+        "opt-barrier",
+    ]
+)
+
+
+def op_count(fn: Callable, args: tuple) -> int:
+    """Elementwise operations on arrays of the first argument's size in the optimized
+    program of ``jax.jit(fn)`` (each fused operation once)."""
+    size = args[0].size
+    text = jax.jit(fn).lower(*args).compile().as_text()
+    count = 0
+    for dims, op in re.findall(r"= \w+\[([\d,]+)\]\{[^}]*\} ([a-z-]+)\(", text):
+        count += op not in _MOVES and math.prod(int(d) for d in dims.split(",")) == size
+    return count
+
+
 def grad_of(fn: Callable, args: tuple) -> Callable | None:
     """Gradient of the summed value in every floating argument (None if there is none)."""
     argnums = tuple(
@@ -279,6 +319,7 @@ def main() -> None:
     parser.add_argument("--no-accuracy", action="store_true")
     parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall")
     parser.add_argument("--eager", action="store_true", help="call both sides without jit")
+    parser.add_argument("--ops", action="store_true", help="count each program's operations")
     args = parser.parse_args()
     compiled = (lambda f: f) if args.eager else jax.jit
 
@@ -291,6 +332,8 @@ def main() -> None:
     header = "| function | dtype | jaxent | baseline | ratio | grad jaxent | grad baseline | grad ratio |"
     if worst:
         header += " worst rel. err. jaxent | naive |"
+    if args.ops:
+        header += " ops jaxent / baseline | grad ops |"
     print(header)
     print("|" + " --- |" * (header.count("|") - 1))
     for dtype in args.dtypes.split(","):
@@ -312,6 +355,12 @@ def main() -> None:
                 key = name.split("(")[0].removeprefix("losses.")
                 mine, theirs = worst.get(key, (float("nan"), float("nan")))
                 line += f" {mine:.1e} | {theirs:.1e} |"
+            if args.ops:
+                line += f" {op_count(fn, fargs)} / {op_count(base, fargs)} |"
+                if g_fn is not None:
+                    line += f" {op_count(g_fn, fargs)} / {op_count(g_base, fargs)} |"
+                else:
+                    line += " |"
             print(line, flush=True)
 
 
