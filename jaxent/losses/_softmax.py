@@ -90,9 +90,10 @@ def softmax_cross_entropy(
     jaxent's numerics: ``-inf`` logits act as masks (their class has probability 0
     and a zero gradient), logits as large as ``1e30`` give finite gradients, and the
     log-probability of a confident class keeps its relative precision. The gradient
-    ``sum(y) softmax(x) - y`` is computed directly: with respect to the logits it
-    runs within 1.5x of optax's on a CPU; the value, whose log-sum-exp also counts
-    ties and carries the rounding of ``x - max x``, takes 2-3x (BENCHMARKS.md).
+    ``sum(y) softmax(x) - y`` is computed directly. On a CPU the value and the
+    gradient take 2-3x optax's time: the log-sum-exp also counts ties and carries
+    the rounding of ``x - max x``, operations that XLA's CPU backend charges about
+    a pass over the data each (BENCHMARKS.md).
 
     With smoothing :math:`\alpha` and :math:`K` the number of classes that ``where``
     keeps, the targets become :math:`\tilde y = (1 - \alpha) y + \alpha / K` on the
@@ -264,8 +265,8 @@ def softmax_cross_entropy_with_integer_labels(
 
     evaluated as ``log1p(rest) - (x_y - max x)`` (non-negative, no cancellation) from
     the label's logit, gathered, without a one-hot. The gradient
-    ``softmax(x) - one_hot(y)`` is computed directly (within 1.5x of optax's on a
-    CPU; the value takes about 2x, see :func:`softmax_cross_entropy`).
+    ``softmax(x) - one_hot(y)`` is computed directly (value and gradient take 2-3x
+    optax's time on a CPU, see :func:`softmax_cross_entropy`).
 
     Out-of-range labels (negative or ``>= num_classes``) are a user error: their
     loss is NaN (value only; the gradient of such an example is 0), so that a mean
