@@ -39,7 +39,10 @@ def _two(
 
 
 def _entropy_partials(p):
-    return (jnp.where(p > 0, -nx.safe_log(p) - 1, 0),)
+    # -log p - 1 where p > 0, else 0; select-free (an indicator factor, log of a floored
+    # p): XLA's CPU loops over a [..., 32, 32] table ran 2x slower with the selects.
+    floored = jnp.maximum(p, jnp.finfo(p.dtype).tiny)
+    return (-(jnp.log(floored) + 1) * (p > 0).astype(p.dtype),)
 
 
 _entropy = nx.sum_rule(
