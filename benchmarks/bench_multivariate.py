@@ -21,9 +21,10 @@ Sections (issue 10, "Benchmark"):
     alone, for scale, with the values compared.
 (c) Tables: total correlation and O-information of 10,000 random 4-variable tables
     (4 x 4 x 4 x 4, Dirichlet(1)) in one call each (``je.total_correlation(p, base=2)``,
-    ``je.o_information(p, base=2)`` on ``p[10000, 4, 4, 4, 4]``) against dit one table
-    at a time (``dit.Distribution.from_ndarray`` and ``dit.multivariate.
-    total_correlation`` / ``o_information``, what a dit user writes). dit takes about
+    ``je.o_information(p, base=2)`` on ``p[10000, 4, 4, 4, 4]``), then S-information
+    (``je.s_information``), against dit one table at a time
+    (``dit.Distribution.from_ndarray`` and ``dit.multivariate.total_correlation`` /
+    ``o_information`` / ``s_information``, what a dit user writes). dit takes about
     0.1 s a table, so by default it runs on the first ``--dit-tables`` (200) tables and
     its time is scaled to 10,000 (it is linear: one table after another); its values
     are compared with jaxent's on those tables. jaxent runs in float64 here, as dit
@@ -167,36 +168,39 @@ def bench_all_multiplets(rows, args, rng):
 
 
 def bench_tables(rows, args, rng):
-    """(c) Total correlation and O-information of 10,000 random 4 x 4 x 4 x 4 tables."""
+    """(c) TC and O-information, then S-information, of 10,000 random 4 x 4 x 4 x 4 tables."""
     count = 10_000 if not args.quick else 1_000
     p = rng.dirichlet(np.ones(4**4), size=count).reshape(count, 4, 4, 4, 4)
-
-    def both():
-        axes = (-4, -3, -2, -1)  # the variables; the leading axis is a batch axis
-        return (
-            je.total_correlation(p, axes=axes, base=2),
-            je.o_information(p, axes=axes, base=2),
-        )
-
-    with jax.enable_x64(True):
-        first, warm, (tc, oi) = _jaxent_time(both, args.repeats)
-    case = f"(c) tables: TC and O-information of {count:,} tables 4 x 4 x 4 x 4"
-    if dit is None:
-        rows.append((case, "dit not installed", None, first, warm, None))
-        return
+    axes = (-4, -3, -2, -1)  # the variables; the leading axis is a batch axis
     some = min(args.dit_tables, count)
+    measures = [
+        ("TC and O-information", ("total_correlation", "o_information")),
+        ("S-information", ("s_information",)),
+    ]
+    for label, names in measures:
 
-    def dit_both():
-        out = []
-        for table in p[:some]:
-            d = dit.Distribution.from_ndarray(table)
-            out.append((dit_multivariate.total_correlation(d), dit_multivariate.o_information(d)))
-        return np.array(out)
+        def both(names=names):
+            return tuple(getattr(je, name)(p, axes=axes, base=2) for name in names)
 
-    dit_s, want = _timed(dit_both)
-    got = np.stack([tc[:some], oi[:some]], axis=-1)
-    scaled = "" if some == count else f" ({some:,} timed, scaled to {count:,})"
-    rows.append((case, f"dit{scaled}", dit_s * count / some, first, warm, _differences(got, want)))
+        with jax.enable_x64(True):
+            first, warm, got = _jaxent_time(both, args.repeats)
+        case = f"(c) tables: {label} of {count:,} tables 4 x 4 x 4 x 4"
+        if dit is None:
+            rows.append((case, "dit not installed", None, first, warm, None))
+            continue
+
+        def dit_both(names=names):
+            out = []
+            for table in p[:some]:
+                d = dit.Distribution.from_ndarray(table)
+                out.append([getattr(dit_multivariate, name)(d) for name in names])
+            return np.array(out)
+
+        dit_s, want = _timed(dit_both)
+        got = np.stack([g[:some] for g in got], axis=-1)
+        scaled = "" if some == count else f" ({some:,} timed, scaled to {count:,})"
+        peer_s = dit_s * count / some
+        rows.append((case, f"dit{scaled}", peer_s, first, warm, _differences(got, want)))
 
 
 def _print_table(rows):
