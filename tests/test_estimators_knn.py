@@ -462,7 +462,13 @@ def test_integer_sorts_equal_a_stable_sort(x64, rng):
         np.where(rng.random(700) < 0.5, -0.0, 0.0),
         rng.standard_cauchy(700) * 1e30,
         np.concatenate([[np.inf, -np.inf, 1e-30, -1e-30, 1e-300], rng.standard_normal(695)]),
+        # float64 keys that tie on their top digit (the first sort of _stable_order)
+        # but not below it: the second sort puts those runs in order.
+        1.0 + 1e-13 * rng.standard_normal(700),
     ]
+    # (Rows of 700: 10 bits of position, so the top digit is all but the low 10 bits.)
+    top = rows[-1].view(np.uint64) >> np.uint64(10)
+    assert len(np.unique(top)) < len(np.unique(rows[-1]))
     with jax.enable_x64(x64):
         for dtype in [np.float32, np.float16] + ([np.float64] if x64 else []):
             with np.errstate(over="ignore"):  # huge values overflow to +-inf: kept

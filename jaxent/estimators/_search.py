@@ -292,7 +292,10 @@ def _stable_order(key: jax.Array, width: int) -> jax.Array:
     widest enabled type (64 bits with x64, 32 without) and sorted; the digits, lowest
     first, each sort stable on the order left by the one before (least significant
     digit radix sort): ``ceil(width / (64 - b))`` sorts, or ``ceil(width / (32 - b))``,
-    e.g. two for float32 keys in rows of up to 65,536 without x64, one with it.
+    e.g. two for float32 keys in rows of up to 65,536 without x64, one with it. Keys of
+    two digits whose low digit fits beside a rank and the position (float64 keys in
+    rows of up to 2**21) take one sort where the top digit alone orders them, two
+    otherwise (a ``lax.cond``: under ``vmap`` both run).
     """
     n = key.shape[-1]
     b = max(1, (n - 1).bit_length())
@@ -311,11 +314,35 @@ def _stable_order(key: jax.Array, width: int) -> jax.Array:
         packed = jax.lax.sort((part << b) | position, dimension=axis)
         return (packed & ptype((1 << b) - 1)).astype(jnp.int32)
 
-    order = sort_by(digit_at(0, key))
-    for shift in range(digit, width, digit):
-        step = sort_by(digit_at(shift, jnp.take_along_axis(key, order, axis=-1)))
-        order = jnp.take_along_axis(order, step, axis=-1)
-    return order
+    def radix() -> jax.Array:
+        order = sort_by(digit_at(0, key))
+        for shift in range(digit, width, digit):
+            step = sort_by(digit_at(shift, jnp.take_along_axis(key, order, axis=-1)))
+            order = jnp.take_along_axis(order, step, axis=-1)
+        return order
+
+    low = width - digit
+    if low <= 0 or 2 * b + low > packing:
+        return radix()
+    # The top digit first: where no two keys differ only below it (continuous
+    # float64 data, as a rule), that order is already sorted and stable (equal keys
+    # tie on the top digit and keep their positions): one sort, not two. Otherwise
+    # the runs of equal top digits are put in order by one more sort, on their rank
+    # (b bits) above the low digit.
+    top = sort_by(digit_at(low, key))
+    ranked = jnp.take_along_axis(key, top, axis=-1)
+
+    def refine() -> jax.Array:
+        high = ranked >> low
+        start = jnp.concatenate(
+            [jnp.ones_like(high[..., :1], bool), high[..., 1:] != high[..., :-1]], axis=-1
+        )
+        run = (jnp.cumsum(start, axis=-1, dtype=jnp.int32) - 1).astype(ptype)
+        step = sort_by((run << low) | (ranked.astype(ptype) & ptype((1 << low) - 1)))
+        return jnp.take_along_axis(top, step, axis=-1)
+
+    in_order = jnp.all(ranked[..., 1:] >= ranked[..., :-1])
+    return jax.lax.cond(in_order, lambda: top, refine)
 
 
 def argsort(x: jax.Array) -> jax.Array:
