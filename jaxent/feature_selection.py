@@ -114,11 +114,12 @@ def _ksg(x: np.ndarray, y: np.ndarray, k: int) -> np.ndarray:
 
 
 def _ross(c: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
-    """Ross in nats for continuous columns ``c [n, F]`` and labels ``[F, n]`` (or ``[n]``)."""
+    """Ross in nats for continuous columns ``c [n, F]`` and labels ``[F, n]`` (or ``[n]``:
+    shared, their class sizes counted once)."""
     if c.shape[1] == 0:
         return np.zeros(0)
     x = c.T[:, :, None]  # NumPy: the compiled call below transfers it
-    lab = np.broadcast_to(np.asarray(labels, np.int32), x.shape[:2])
+    lab = np.asarray(labels, np.int32).reshape(-1, x.shape[1])
     n = x.shape[1]
     if n <= k:
         raise ValueError(f"need more samples than n_neighbors: got n = {n}, n_neighbors = {k}")

@@ -417,13 +417,14 @@ def _ross_nats(
     method: SearchMethod,
     rounding: _Rounding,
 ) -> jax.Array:
-    """Ross's estimate from ``x [N, n, d]`` and ``labels [N, n]``, in nats.
+    """Ross's estimate from ``x [N, n, d]`` and ``labels [N, n]`` (or ``[1, n]``: the
+    same labels for every problem, their class sizes counted once), in nats.
 
     ``rounding="sklearn"`` (one dimension) compares squared distances with the
     squared radius, as scikit-learn's k-d tree does; ``"exact"`` compares distances.
     """
     x = jax.lax.stop_gradient(x)
-    size = _class_sizes(labels)
+    size, labels = (jnp.broadcast_to(a, x.shape[:2]) for a in (_class_sizes(labels), labels))
     kept = size > 1  # a sample alone in its class has no neighbour there: left out
     k_i = jnp.clip(size - 1, 1, k)
     near, _ = search.knn(
