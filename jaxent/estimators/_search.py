@@ -368,18 +368,26 @@ def _x64_enabled() -> bool:
 
 def _positions(index: jax.Array, n: int) -> jax.Array:
     """For ``index [N, M]`` holding each of ``0 .. n - 1`` exactly once per row (other
-    entries at least ``n``): where each one is, ``[N, n]`` (an inverse permutation,
-    by integer sorts; a scatter measured no faster)."""
-    key = jnp.minimum(index, n).astype(jnp.uint32)
-    return _stable_order(key, n.bit_length())[:, :n]
+    entries at least ``n``): where each one is, ``[N, n]`` (an inverse permutation).
+
+    A scatter: 3-6x faster than an integer sort of ``index`` on a 2-core CPU (e.g.
+    ``[100, 30,500]`` 33 ms against 95 ms)."""
+    N, M = index.shape
+    pos = jax.lax.broadcasted_iota(jnp.int32, (N, M), 1)
+    # Other entries to distinct places beyond n (dropped): every index is unique.
+    index = jnp.where(index < n, index, n + pos)
+    out = jnp.zeros((N, n), jnp.int32)
+    return out.at[_rows_of((N, M)), index].set(pos, mode="drop", unique_indices=True)
 
 
 def _queue(todo: jax.Array) -> jax.Array:
-    """The indices where ``todo [M]`` holds, first, in order (then the others).
-
-    Like ``jnp.nonzero(todo, size=M)``, by an integer sort (nonzero scatters, which
-    is slow on CPU)."""
-    return _stable_order(jnp.where(todo, 0, 1).astype(jnp.uint32), 1)
+    """The indices where ``todo [M]`` holds, first, in order (then the others, in
+    order): a stable partition, by one scatter of unique indices (faster on CPU than
+    an integer sort, and than ``jnp.nonzero``'s scatter with repeated indices)."""
+    index = jnp.arange(todo.shape[0], dtype=jnp.int32)
+    before = jnp.cumsum(todo, dtype=jnp.int32)  # todo entries up to and including i
+    dest = jnp.where(todo, before - 1, before[-1] + index - before)
+    return jnp.zeros_like(index).at[dest].set(index, unique_indices=True)
 
 
 def _take(a: jax.Array, key: jax.Array) -> jax.Array:
