@@ -305,12 +305,13 @@ def _stable_order(key: jax.Array, width: int) -> jax.Array:
         return jnp.argsort(key, axis=-1, stable=True).astype(jnp.int32)
     ptype = _UNSIGNED[packing]
     axis = key.ndim - 1
-    position = jax.lax.broadcasted_iota(ptype, key.shape, axis)
 
     def digit_at(shift: int, keys: jax.Array) -> jax.Array:
         return (keys >> shift).astype(ptype) & ptype((1 << min(digit, width - shift)) - 1)
 
     def sort_by(part: jax.Array) -> jax.Array:
+        # The positions made for each sort, not shared: shared, XLA writes them out.
+        position = jax.lax.broadcasted_iota(ptype, key.shape, axis)
         packed = jax.lax.sort((part << b) | position, dimension=axis)
         return (packed & ptype((1 << b) - 1)).astype(jnp.int32)
 
