@@ -523,7 +523,7 @@ def _scan_lanes(lanes: _Lanes, acc: _Acc, param, window: int, metric: Metric):
     candidates come from shifted slices of it (no gathers), a few offsets per loop
     step, so that the fold runs as one fused loop over contiguous memory.
     """
-    pts, key, ref, qry, group = lanes
+    pts, key, ref, _, group = lanes
     shape = key.shape
     steps = -(-window // _GROUP)
     reach = steps * _GROUP + 1
@@ -539,11 +539,13 @@ def _scan_lanes(lanes: _Lanes, acc: _Acc, param, window: int, metric: Metric):
     def shifted(a, off):
         return jax.lax.dynamic_slice_in_dim(a, reach + off, size)
 
-    pts_f = [flat(c, 0) for c in pts]
+    # Entries that are not references (padding included) are at infinity as
+    # candidates, so their distances are inf without a mask. (The samples are finite.)
+    # Entries that do not ask get results too, which are dropped.
+    cand_f = [flat(jnp.where(ref != _NONE, c, jnp.inf), jnp.inf) for c in pts]
     ref_f = flat(ref, _NONE)
     group_f = None if group is None else flat(group, -1)
-    here = [shifted(c, 0) for c in pts_f]
-    asks = shifted(flat(qry, _NONE), 0) != _NONE
+    here = [shifted(flat(c, 0), 0) for c in pts]
     mine = None if group is None else shifted(group_f, 0)
     param_f = None if param is None else shifted(flat(param, 0), 0)
 
@@ -552,13 +554,11 @@ def _scan_lanes(lanes: _Lanes, acc: _Acc, param, window: int, metric: Metric):
         for g in range(_GROUP):
             off = s * _GROUP + g + 1
             for o in (-off, off):
-                j = shifted(ref_f, o)
-                ok = asks & (j != _NONE)
+                dist = _distance_parts(here, [shifted(c, o) for c in cand_f], metric)
                 if group is not None:
-                    ok &= shifted(group_f, o) == mine
-                dist = _distance_parts(here, [shifted(c, o) for c in pts_f], metric)
-                dists.append(jnp.where(ok, dist, jnp.inf))
-                refs.append(j)
+                    dist = jnp.where(shifted(group_f, o) == mine, dist, jnp.inf)
+                dists.append(dist)
+                refs.append(shifted(ref_f, o))
         if acc.one is None:  # large k: the step's candidates as one block
             return acc.block(state, jnp.stack(dists, -1), jnp.stack(refs, -1), param_f)
         for dist, j in zip(dists, refs):
