@@ -462,13 +462,7 @@ def test_integer_sorts_equal_a_stable_sort(x64, rng):
         np.where(rng.random(700) < 0.5, -0.0, 0.0),
         rng.standard_cauchy(700) * 1e30,
         np.concatenate([[np.inf, -np.inf, 1e-30, -1e-30, 1e-300], rng.standard_normal(695)]),
-        # float64 keys that tie on their top digit (the first sort of _stable_order)
-        # but not below it: the second sort puts those runs in order.
-        1.0 + 1e-13 * rng.standard_normal(700),
     ]
-    # (Rows of 700: 10 bits of position, so the top digit is all but the low 10 bits.)
-    top = rows[-1].view(np.uint64) >> np.uint64(10)
-    assert len(np.unique(top)) < len(np.unique(rows[-1]))
     with jax.enable_x64(x64):
         for dtype in [np.float32, np.float16] + ([np.float64] if x64 else []):
             with np.errstate(over="ignore"):  # huge values overflow to +-inf: kept
@@ -496,6 +490,23 @@ def test_integer_sorts_equal_a_stable_sort(x64, rng):
         todo = rng.random(3001) < 0.1
         queue = np.asarray(_search._queue(jnp.asarray(todo)))
         np.testing.assert_array_equal(queue, np.argsort(~todo, stable=True))
+
+
+def test_float64_argsort_by_its_top_digit_first(rng):
+    # From _ONE_SORT_FROM entries, float64 keys are sorted on their top digit first;
+    # a second sort runs only where keys tie on it but differ below (a lax.cond).
+    n = _search._ONE_SORT_FROM // 2 + 1  # two rows: just above the threshold
+    continuous = rng.standard_normal((2, n))
+    # Keys that tie on the top digit (all but the low 16 bits: rows of 2**15 + 1 take
+    # 16 bits of position) and differ below it, plus exact duplicates.
+    ties = 1.0 + 1e-11 * rng.standard_normal((2, n))
+    ties[:, ::7] = 1.0
+    by_top = np.argsort(ties.view(np.uint64) >> np.uint64(16), axis=-1, stable=True)
+    assert (np.diff(np.take_along_axis(ties, by_top, -1), axis=-1) < 0).any()
+    with jax.enable_x64(True):
+        for x in (continuous, ties, -ties):
+            got = np.asarray(jax.jit(_search.argsort)(jnp.asarray(x)))
+            np.testing.assert_array_equal(got, np.argsort(x, axis=-1, stable=True))
 
 
 # x [4, 1000, dx] and y [4, 1000, 1] with k = 3: the shapes of test_ksg_of_gaussian_samples
