@@ -179,24 +179,24 @@ def bench_tables(rows, args, rng):
     ]
     for label, names in measures:
 
-        def both(names=names):
+        def jaxent_measures(names=names):
             return tuple(getattr(je, name)(p, axes=axes, base=2) for name in names)
 
         with jax.enable_x64(True):
-            first, warm, got = _jaxent_time(both, args.repeats)
+            first, warm, got = _jaxent_time(jaxent_measures, args.repeats)
         case = f"(c) tables: {label} of {count:,} tables 4 x 4 x 4 x 4"
         if dit is None:
             rows.append((case, "dit not installed", None, first, warm, None))
             continue
 
-        def dit_both(names=names):
+        def dit_measures(names=names):
             out = []
             for table in p[:some]:
                 d = dit.Distribution.from_ndarray(table)
                 out.append([getattr(dit_multivariate, name)(d) for name in names])
             return np.array(out)
 
-        dit_s, want = _timed(dit_both)
+        dit_s, want = _timed(dit_measures)
         got = np.stack([g[:some] for g in got], axis=-1)
         scaled = "" if some == count else f" ({some:,} timed, scaled to {count:,})"
         peer_s = dit_s * count / some

@@ -388,12 +388,13 @@ def _positions(index: jax.Array, n: int) -> jax.Array:
 
 def _queue(todo: jax.Array) -> jax.Array:
     """The indices where ``todo [M]`` holds, first, in order (then the others, in
-    order): a stable partition, by one scatter of unique indices (faster on CPU than
-    an integer sort, and than ``jnp.nonzero``'s scatter with repeated indices)."""
-    index = jnp.arange(todo.shape[0], dtype=jnp.int32)
+    order): a stable partition, as the inverse of each entry's destination (faster on
+    CPU than an integer sort, and than ``jnp.nonzero``'s scatter with repeated indices)."""
+    size = todo.shape[0]
+    index = jnp.arange(size, dtype=jnp.int32)
     before = jnp.cumsum(todo, dtype=jnp.int32)  # todo entries up to and including i
     dest = jnp.where(todo, before - 1, before[-1] + index - before)
-    return jnp.zeros_like(index).at[dest].set(index, unique_indices=True)
+    return _positions(dest[None], size)[0]
 
 
 def _take(a: jax.Array, key: jax.Array) -> jax.Array:
