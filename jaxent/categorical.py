@@ -437,12 +437,17 @@ def _renyi_bracket_jvp(primals, tangents):
 
 
 def _log_ratio_kept(p: jax.Array, q: jax.Array, keep: jax.Array) -> jax.Array:
-    """``log(p/q)`` where ``keep`` (``p, q > 0``), 0 elsewhere: log1p of the relative
-    difference keeps it accurate when ``p`` is close to ``q``."""
+    """``log(p/q)`` where ``keep`` (``p, q > 0``), 0 elsewhere.
+
+    Within a factor of two, ``p - q`` is exact (Sterbenz's lemma) and log1p of the
+    relative difference keeps the log accurate as ``p`` nears ``q``; beyond it,
+    ``|log(p/q)| > log 2`` and the difference of the logs is accurate (the relative
+    difference would round to -1 for ``p`` below half an ulp of ``q``).
+    """
     p, q = jnp.where(keep, p, 1), jnp.where(keep, q, 1)
-    rel = (p - q) / q
-    finite = jnp.isfinite(rel)
-    return jnp.where(finite, jnp.log1p(jnp.where(finite, rel, 0)), jnp.log(p) - jnp.log(q))
+    close = (p <= 2 * q) & (q <= 2 * p)
+    rel = (p - q) / jnp.where(close, q, 1)
+    return jnp.where(close, jnp.log1p(jnp.where(close, rel, 0)), jnp.log(p) - jnp.log(q))
 
 
 @jit_public

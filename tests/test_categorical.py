@@ -391,6 +391,27 @@ def test_renyi_divergence_of_nearly_equal_distributions(alpha):
     np.testing.assert_allclose(float(got), ref, rtol=1e-6)  # a few float32 ulps
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("alpha", [0.3, 0.7, 1.5, 4.0])
+def test_renyi_and_chernoff_with_a_ratio_below_the_rounding_of_p_minus_q(dtype, alpha):
+    import mpmath
+
+    # p_0 / q_0 = 1e-30: p_0 - q_0 rounds to -q_0, so log1p((p - q)/q) would be -inf
+    # (it made the divergence NaN; the log ratio is now the difference of the logs).
+    p = np.array([1e-30, 0.25, 0.75], dtype)
+    q = np.array([0.5, 0.25, 0.25], dtype)
+    with mpmath.workdps(40):
+        mp_p, mp_q = (list(map(mpmath.mpf, map(float, a))) for a in (p, q))
+        a = mpmath.mpf(alpha)
+        ref = float(
+            mpmath.log(mpmath.fsum(x**a * y ** (1 - a) for x, y in zip(mp_p, mp_q))) / (a - 1)
+        )
+    got = je.renyi_divergence(p, q, alpha)
+    assert got.dtype == dtype
+    np.testing.assert_allclose(float(got), ref, rtol=1e-5 if dtype == np.float32 else RTOL)
+    assert np.isfinite(float(je.chernoff_information(p, q)))
+
+
 def test_traced_base_error_suggests_static_argnames():
     with pytest.raises(ValueError, match="static_argnames='base'"):
         jax.jit(je.kl_divergence)(jnp.array([0.5, 0.5]), jnp.array([0.5, 0.5]), base=2.0)
