@@ -2,7 +2,10 @@
 
 * ``XLA_FLAGS`` asks for 8 host CPU devices before JAX starts. Under pytest-xdist every
   worker is a fresh Python process that imports this file first, so each worker has its
-  8 devices too.
+  8 devices too. It also turns LLVM's optimizations off (unless ``XLA_FLAGS`` names a
+  level): most of the suite's time is compiling, this cuts it by about a quarter, and
+  the results are the default level's to a few ulps (``tests/test_xla_levels.py``).
+  The subprocesses (demo, notebooks) inherit it; the sharding test sets its own flags.
 * JAX's persistent compilation cache (``.jax_cache/`` in the repository, or wherever
   ``JAX_COMPILATION_CACHE_DIR`` points; ``JAX_COMPILATION_CACHE_DIR=`` turns it off):
   most of the suite's time is XLA compiling small programs, and a second run loads
@@ -26,8 +29,16 @@ import inspect
 import os
 
 _DEVICES = "--xla_force_host_platform_device_count=8"
-if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
-    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {_DEVICES}".strip()
+# LLVM's optimizations off: the suite compiles about a quarter faster, and the numbers
+# are those of the default level (which users run) to a few ulps: no fast-math at any
+# level, only another order of some sums (tests/test_xla_levels.py checks it).
+_LEVEL = "--xla_backend_optimization_level=0"
+for flag, name in (
+    (_DEVICES, "xla_force_host_platform_device_count"),
+    (_LEVEL, "xla_backend_optimization_level"),
+):
+    if name not in os.environ.get("XLA_FLAGS", ""):
+        os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {flag}".strip()
 os.environ.setdefault(
     "JAX_COMPILATION_CACHE_DIR", os.path.join(os.path.dirname(__file__), ".jax_cache")
 )

@@ -1,0 +1,105 @@
+"""The suite compiles with LLVM's optimizations off (conftest.py); users run the default.
+
+What makes that safe: the optimizations do not change the arithmetic beyond rounding.
+XLA's CPU backend runs without fast-math at every level; at the default level some
+sums and products are evaluated in another order or fused (a multiply-add), which
+moves results by a few ulps and nothing more. This test checks that on a spread of the
+library's programs (elementwise, reductions, compensated sums, series, loops, sorts,
+gradients; float32 and float64): each is computed here, at the suite's level, and in a
+fresh process at XLA's default level. Measured: at most 4 ulps of the result's largest
+entry (the KSG estimate; most agree bit for bit).
+"""
+
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import jaxent as je
+from jaxent import estimators, logistic, losses
+
+
+def results() -> dict[str, np.ndarray]:
+    """Elementwise, reduction, loop, sort and gradient programs, float32 and float64."""
+    rng = np.random.default_rng(11)
+    p = rng.dirichlet(np.full(50, 0.3), size=8)
+    q = rng.dirichlet(np.full(50, 0.3), size=8)
+    logits = rng.standard_normal((8, 50))
+    labels = rng.integers(0, 50, 8)
+    x = rng.standard_normal((3000, 1))
+    y = x + rng.standard_normal((3000, 1))
+    table = rng.random((2, 3, 4))
+    table /= table.sum()
+    xs, ys = rng.standard_normal((40, 3)), (rng.random(40) < 0.5).astype(float)
+    hidden, weight = rng.standard_normal((64, 16)), rng.standard_normal((16, 300))
+    out = {}
+    for dtype in (jnp.float32, jnp.float64):
+        tag = jnp.dtype(dtype).name
+        P, Q, Z = (jnp.asarray(a, dtype) for a in (p, q, logits))
+        out[f"entropy {tag}"] = je.entropy(P)
+        out[f"kl {tag}"] = je.kl_divergence(P, Q)
+        out[f"renyi {tag}"] = je.renyi_divergence(P, Q, alpha=0.7)
+        out[f"js {tag}"] = je.js_divergence(P, Q)
+        target = optax.smooth_labels(jax.nn.one_hot(labels, 50, dtype=dtype), 0.1)
+        grad = jax.grad(lambda z, t: losses.softmax_cross_entropy(z, t).sum())
+        out[f"ce grad {tag}"] = jax.jit(grad)(Z, target)
+        out[f"entropy from logits {tag}"] = jax.jit(je.entropy_from_logits)(Z)
+    out["ksg"] = jax.jit(estimators.ksg_mutual_information)(x, y)
+    out["kozachenko-leonenko 3-D"] = jax.jit(estimators.kozachenko_leonenko_entropy)(
+        rng.standard_normal((2000, 3))
+    )
+    out["o-information"] = je.o_information(jnp.asarray(table), axes=(0, 1, 2))
+    out["nsb"] = estimators.entropy_from_counts(jnp.asarray([5.0, 3, 0, 1, 9]), method="nsb")
+    out["logistic fit"] = logistic.fit(xs, ys, l2=0.1)[0]["w"]
+    out["fused ce grad"] = jax.grad(losses.fused_linear_cross_entropy, argnums=1)(
+        jnp.asarray(hidden), jnp.asarray(weight), jnp.asarray(labels.repeat(8) % 300)
+    )
+    return {name: np.asarray(value) for name, value in out.items()}
+
+
+# The difference allowed, in ulps of each result's largest entry (twice the largest seen).
+ULPS = 8
+
+_SCRIPT = """
+import sys
+import jax
+import numpy as np
+jax.config.update("jax_enable_x64", True)
+from tests.test_xla_levels import results
+np.savez(sys.argv[1], **results())
+"""
+
+
+@pytest.mark.slow
+def test_default_level_gives_the_same_numbers_to_rounding(tmp_path):
+    flags = os.environ.get("XLA_FLAGS", "")
+    env = dict(os.environ, JAX_ENABLE_X64="1")
+    env["XLA_FLAGS"] = " ".join(f for f in flags.split() if "optimization_level" not in f)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env["PYTHONPATH"] = os.pathsep.join([root, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    path = tmp_path / "default.npz"
+    run = subprocess.run(
+        [sys.executable, "-c", _SCRIPT, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+        cwd=root,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    here = results()
+    with np.load(path) as default:
+        assert sorted(default.files) == sorted(here)
+        for name, value in here.items():
+            other = default[name]
+            assert (value.dtype, value.shape) == (other.dtype, other.shape), name
+            scale = np.max(np.abs(other), initial=0)
+            np.testing.assert_allclose(
+                value, other, rtol=0, atol=ULPS * np.finfo(value.dtype).eps * scale, err_msg=name
+            )
