@@ -561,10 +561,11 @@ def test_auto_method_choice():
     assert _search.choose_method("auto", 2000, 2000, 2) == "sorted"
     assert _search.choose_method("auto", 2000, 2000, 9) == "brute"
     if jax.default_backend() == "cpu":  # the crossover grows with the dimension
-        assert _search.choose_method("auto", 1024, 1024, 3) == "brute"
-        assert _search.choose_method("auto", 1025, 5000, 3) == "sorted"
-        assert _search.choose_method("auto", 5000, 2047, 4) == "brute"
-        assert _search.choose_method("auto", 8193, 8193, 5) == "sorted"
+        assert _search.choose_method("auto", 1536, 1536, 3) == "brute"
+        assert _search.choose_method("auto", 1537, 5000, 3) == "sorted"
+        assert _search.choose_method("auto", 5000, 8192, 4) == "brute"
+        assert _search.choose_method("auto", 8193, 8193, 4) == "sorted"
+        assert _search.choose_method("auto", 32769, 32769, 5) == "sorted"
         assert _search.choose_method("auto", 10**6, 10**6, 6) == "brute"
     assert _search.choose_method("brute", 10**6, 10**6, 1) == "brute"
     with pytest.raises(ValueError, match="method must be one of"):

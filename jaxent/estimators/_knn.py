@@ -9,8 +9,8 @@ the log of the distance to its ``k``-th nearest neighbour.
 k-th neighbour distances and neighbour counts as comparing every pair, so the
 estimates equal brute force's up to the order of floating-point sums. With
 ``method="auto"`` (the default) it is chosen from the shapes: brute force for
-small problems (on CPU up to 512 points in one or two dimensions, 1,024 in three,
-2,048 in four, 8,192 in five, and always from six; on accelerators up to 4,096
+small problems (on CPU up to 512 points in one or two dimensions, 1,536 in three,
+8,192 in four, 32,768 in five, and always from six; on accelerators up to 4,096
 points, and always beyond 8 dimensions), otherwise ``"sorted"``: the points are
 sorted and each is compared with a fixed window of candidates, a bound along the
 sort coordinates proving that nothing outside the window is closer and the rows

@@ -89,8 +89,8 @@ def check_method(method: SearchMethod) -> SearchMethod:
 
 # On CPU, brute force up to this many points in d dimensions (the sorted search
 # beyond; brute force at any size from six dimensions): about where the sorted search
-# overtakes it once compiled, measured on a 2-core CPU (BENCHMARKS.md, tenth session).
-_CPU_BRUTE_UP_TO = {1: 512, 2: 512, 3: 1024, 4: 2048, 5: 8192}
+# overtakes it once compiled, measured on a 2-core CPU (BENCHMARKS.md, thirteenth session).
+_CPU_BRUTE_UP_TO = {1: 512, 2: 512, 3: 1536, 4: 8192, 5: 32768}
 
 
 def choose_method(method: SearchMethod, n: int, m: int, d: int) -> Literal["sorted", "brute"]:
@@ -98,14 +98,14 @@ def choose_method(method: SearchMethod, n: int, m: int, d: int) -> Literal["sort
 
     On CPU the sorted search is taken where it runs faster than brute force once
     compiled (measured on a 2-core CPU, standard-normal points, k = 3, float32): above
-    512 points in one or two dimensions, 1,024 in three (2,000 points: 11 ms against
-    30 ms), 2,048 in four, 8,192 in five. From six dimensions the bands along two
-    coordinates settle few rows and brute force is as fast or faster (entropy of
-    16,000 points in 6-D: 1.9 s against 3.6 s), so it is always used. The sorted
-    search takes 2-5 s to compile against under 1 s, which a single call at the
-    smallest of these sizes does not win back. On accelerators, where brute force
-    runs as dense tiles, the sorted search is taken above 4,096 points (an estimate,
-    not measured here) up to 8 dimensions.
+    512 points in one or two dimensions (1,024 points: 1.2 ms against 1.6 ms), 1,536
+    in three (2,048: 7.8 ms against 9.2 ms), 8,192 in four (16,384: 0.41 s against
+    0.48 s), 32,768 in five (where brute force is still 1.8x faster: 1.8 s against
+    3.2 s; larger sizes not measured). From six dimensions the bands along
+    two coordinates settle few rows and brute force is as fast or faster, so it is
+    always used. The sorted search also takes seconds longer to compile. On
+    accelerators, where brute force runs as dense tiles, the sorted search is taken
+    above 4,096 points (an estimate, not measured here) up to 8 dimensions.
     """
     if method != "auto":
         return method
