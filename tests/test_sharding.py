@@ -139,7 +139,9 @@ _SCRIPT = textwrap.dedent(
 
 def _run() -> str:
     env = dict(os.environ)
-    env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"
+    # 8 devices, and the suite's optimization level (conftest.py), if it sets one.
+    level = [f for f in env.get("XLA_FLAGS", "").split() if "optimization_level" in f]
+    env["XLA_FLAGS"] = " ".join(["--xla_force_host_platform_device_count=8", *level])
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env["PYTHONPATH"] = os.pathsep.join([root, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     code = _SCRIPT.replace("RTOL", repr(RTOL)).replace("ATOL", repr(ATOL))

@@ -6,8 +6,8 @@ sums and products are evaluated in another order or fused (a multiply-add), whic
 moves results by a few ulps and nothing more. This test checks that on a spread of the
 library's programs (elementwise, reductions, compensated sums, series, loops, sorts,
 gradients; float32 and float64): each is computed here, at the suite's level, and in a
-fresh process at XLA's default level. Measured: at most 4 ulps of the result's largest
-entry (the KSG estimate; most agree bit for bit).
+fresh process at XLA's default level. Measured: at most 2.3 machine epsilons times the
+result's largest entry.
 """
 
 import os
@@ -31,12 +31,11 @@ def results() -> dict[str, np.ndarray]:
     q = rng.dirichlet(np.full(50, 0.3), size=8)
     logits = rng.standard_normal((8, 50))
     labels = rng.integers(0, 50, 8)
-    x = rng.standard_normal((3000, 1))
-    y = x + rng.standard_normal((3000, 1))
+    x = rng.standard_normal((600, 1))  # above 512: the sorted search
+    y = x + rng.standard_normal((600, 1))
     table = rng.random((2, 3, 4))
     table /= table.sum()
     xs, ys = rng.standard_normal((40, 3)), (rng.random(40) < 0.5).astype(float)
-    hidden, weight = rng.standard_normal((64, 16)), rng.standard_normal((16, 300))
     out = {}
     for dtype in (jnp.float32, jnp.float64):
         tag = jnp.dtype(dtype).name
@@ -50,20 +49,15 @@ def results() -> dict[str, np.ndarray]:
         out[f"ce grad {tag}"] = jax.jit(grad)(Z, target)
         out[f"entropy from logits {tag}"] = jax.jit(je.entropy_from_logits)(Z)
     out["ksg"] = jax.jit(estimators.ksg_mutual_information)(x, y)
-    out["kozachenko-leonenko 3-D"] = jax.jit(estimators.kozachenko_leonenko_entropy)(
-        rng.standard_normal((2000, 3))
-    )
     out["o-information"] = je.o_information(jnp.asarray(table), axes=(0, 1, 2))
     out["nsb"] = estimators.entropy_from_counts(jnp.asarray([5.0, 3, 0, 1, 9]), method="nsb")
     out["logistic fit"] = logistic.fit(xs, ys, l2=0.1)[0]["w"]
-    out["fused ce grad"] = jax.grad(losses.fused_linear_cross_entropy, argnums=1)(
-        jnp.asarray(hidden), jnp.asarray(weight), jnp.asarray(labels.repeat(8) % 300)
-    )
     return {name: np.asarray(value) for name, value in out.items()}
 
 
-# The difference allowed, in ulps of each result's largest entry (twice the largest seen).
-ULPS = 8
+# The difference allowed, in machine epsilons times each result's largest entry (the
+# largest seen was 2.3).
+EPS = 8
 
 _SCRIPT = """
 import sys
@@ -101,5 +95,5 @@ def test_default_level_gives_the_same_numbers_to_rounding(tmp_path):
             assert (value.dtype, value.shape) == (other.dtype, other.shape), name
             scale = np.max(np.abs(other), initial=0)
             np.testing.assert_allclose(
-                value, other, rtol=0, atol=ULPS * np.finfo(value.dtype).eps * scale, err_msg=name
+                value, other, rtol=0, atol=EPS * np.finfo(value.dtype).eps * scale, err_msg=name
             )
