@@ -84,6 +84,26 @@ def test_kl_matches_kdtree(n, m, d, k):
     np.testing.assert_allclose(got, _kl_reference(x, y, k), rtol=RTOL)
 
 
+@pytest.mark.parametrize("k", [3, _search.MAX_PASSES + 1])
+def test_smallest_is_argmin_repeated_and_keeps_nan(k, rng):
+    # The passes find argmin's column (the first minimum, ties included); a NaN comes
+    # first, as from argmin and top_k, so NaN data cannot give a finite distance.
+    vals = np.round(rng.normal(size=(6, 40)) * 3)  # many ties
+    vals[2, 7] = vals[4, 0] = vals[4, 30] = np.nan
+    index = jnp.broadcast_to(jnp.arange(40) + 100, vals.shape)
+    got_v, got_i = _search.smallest(jnp.asarray(vals), index, k)
+    want = np.empty((6, k), int)
+    for r, row in enumerate(vals):
+        row = row.copy()
+        for p in range(k):
+            want[r, p] = int(np.argmin(row))  # NumPy's argmin: the first NaN, if any
+            row[want[r, p]] = np.inf
+    np.testing.assert_array_equal(got_v, np.take_along_axis(vals, want, -1))
+    if k <= _search.MAX_PASSES:  # top_k orders the NaNs and ties its own way
+        np.testing.assert_array_equal(got_i, want + 100)
+    assert np.isnan(got_v[2, 0]) and np.isnan(got_v[4, 0])
+
+
 def test_large_k_matches_kdtree():
     # k above _MAX_PASSES takes the jax.lax.top_k path.
     k = _knn._MAX_PASSES + 4

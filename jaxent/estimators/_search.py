@@ -147,17 +147,19 @@ def _distance_parts(a, b, metric: Metric) -> jax.Array:
 def smallest(vals: jax.Array, idx: jax.Array, k: int) -> tuple[jax.Array, jax.Array]:
     """The ``k`` smallest of ``vals [..., c]`` (ties keep their multiplicity), ascending,
     with the matching entries of ``idx``."""
-    if k > MAX_PASSES:
-        neg, pos = jax.lax.top_k(-vals, k)
-        return -neg, jnp.take_along_axis(idx, pos, axis=-1)
+    if k > MAX_PASSES:  # NaNs first, as from the passes below
+        _, pos = jax.lax.top_k(jnp.where(jnp.isnan(vals), jnp.inf, -vals), k)
+        return jnp.take_along_axis(vals, pos, axis=-1), jnp.take_along_axis(idx, pos, axis=-1)
     c = vals.shape[-1]
     col = jnp.arange(c, dtype=jnp.int32)
     out_v, out_i = [], []
     for p in range(k):
-        # argmin, as the first column holding the minimum: two plain reductions run
-        # about 4x faster than argmin's reduction of (value, index) pairs on CPU.
+        # argmin, as the first column holding the minimum (or the first NaN, which
+        # the minimum then is): plain reductions run about 4x faster than argmin's
+        # reduction of (value, index) pairs on CPU.
         low = jnp.min(vals, axis=-1, keepdims=True)
-        j = jnp.min(jnp.where(vals == low, col, c - 1), axis=-1, keepdims=True)
+        at = (vals == low) | jnp.isnan(vals)
+        j = jnp.min(jnp.where(at, col, c - 1), axis=-1, keepdims=True)
         out_v.append(jnp.take_along_axis(vals, j, axis=-1))
         out_i.append(jnp.take_along_axis(idx, j, axis=-1))
         if p < k - 1:
