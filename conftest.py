@@ -5,7 +5,7 @@
   8 devices too. It also turns LLVM's optimizations off (unless ``XLA_FLAGS`` names a
   level): most of the suite's time is compiling, this cuts it by about a quarter, and
   the results are the default level's to a few ulps (``tests/test_xla_levels.py``).
-  The subprocesses (demo, notebooks) inherit it; the sharding test sets its own flags.
+  The subprocesses (demo, notebooks) inherit it; the sharding test passes it on.
 * JAX's persistent compilation cache (``.jax_cache/`` in the repository, or wherever
   ``JAX_COMPILATION_CACHE_DIR`` points; ``JAX_COMPILATION_CACHE_DIR=`` turns it off):
   most of the suite's time is XLA compiling small programs, and a second run loads

@@ -440,14 +440,18 @@ def _log_ratio_kept(p: jax.Array, q: jax.Array, keep: jax.Array) -> jax.Array:
     """``log(p/q)`` where ``keep`` (``p, q > 0``), 0 elsewhere.
 
     Within a factor of two, ``p - q`` is exact (Sterbenz's lemma) and log1p of the
-    relative difference keeps the log accurate as ``p`` nears ``q``; beyond it,
-    ``|log(p/q)| > log 2`` and the difference of the logs is accurate (the relative
-    difference would round to -1 for ``p`` below half an ulp of ``q``).
+    relative difference keeps the log accurate as ``p`` nears ``q``. Beyond it
+    ``|log(p/q)| > log 2``, and the log of the rounded ratio is accurate (the relative
+    difference would round to -1 for ``p`` below half an ulp of ``q``); where the ratio
+    overflows or is subnormal, the difference of the logs.
     """
     p, q = jnp.where(keep, p, 1), jnp.where(keep, q, 1)
     close = (p <= 2 * q) & (q <= 2 * p)
     rel = (p - q) / jnp.where(close, q, 1)
-    return jnp.where(close, jnp.log1p(jnp.where(close, rel, 0)), jnp.log(p) - jnp.log(q))
+    ratio = p / q
+    normal = (ratio >= jnp.finfo(ratio.dtype).tiny) & (ratio < jnp.inf)
+    far = jnp.where(normal, jnp.log(jnp.where(normal, ratio, 1)), jnp.log(p) - jnp.log(q))
+    return jnp.where(close, jnp.log1p(jnp.where(close, rel, 0)), far)
 
 
 @jit_public
