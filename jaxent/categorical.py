@@ -440,18 +440,30 @@ def _log_ratio_kept(p: jax.Array, q: jax.Array, keep: jax.Array) -> jax.Array:
     """``log(p/q)`` where ``keep`` (``p, q > 0``), 0 elsewhere.
 
     Within a factor of two, ``p - q`` is exact (Sterbenz's lemma) and log1p of the
-    relative difference keeps the log accurate as ``p`` nears ``q``. Beyond it
-    ``|log(p/q)| > log 2``, and the log of the rounded ratio is accurate (the relative
-    difference would round to -1 for ``p`` below half an ulp of ``q``); where the ratio
-    overflows or is subnormal, the difference of the logs.
+    relative difference keeps the log accurate as ``p`` nears ``q``; beyond it (where
+    the relative difference would round to -1 for ``p`` below half an ulp of ``q``),
+    :func:`_log_ratio_far`.
     """
     p, q = jnp.where(keep, p, 1), jnp.where(keep, q, 1)
     close = (p <= 2 * q) & (q <= 2 * p)
     rel = (p - q) / jnp.where(close, q, 1)
-    ratio = p / q
-    normal = (ratio >= jnp.finfo(ratio.dtype).tiny) & (ratio < jnp.inf)
-    far = jnp.where(normal, jnp.log(jnp.where(normal, ratio, 1)), jnp.log(p) - jnp.log(q))
-    return jnp.where(close, jnp.log1p(jnp.where(close, rel, 0)), far)
+    return jnp.where(close, jnp.log1p(jnp.where(close, rel, 0)), _log_ratio_far(p, q))
+
+
+@jax.custom_jvp
+def _log_ratio_far(p: jax.Array, q: jax.Array) -> jax.Array:
+    """``log(p/q)`` for ``p, q > 0``, from their mantissas and exponents: the mantissas'
+    ratio (one rounding) never overflows or underflows, the exponents' difference is
+    exact, and for ``|log(p/q)| > log 2`` their sum keeps a few ulps."""
+    mp, ep = jnp.frexp(p)
+    mq, eq = jnp.frexp(q)
+    return jnp.log(mp / mq) + (ep - eq).astype(p.dtype) * jnp.log(jnp.asarray(2, p.dtype))
+
+
+@_log_ratio_far.defjvp
+def _log_ratio_far_jvp(primals, tangents):
+    (p, q), (dp, dq) = primals, tangents
+    return _log_ratio_far(p, q), dp / p - dq / q
 
 
 @jit_public
