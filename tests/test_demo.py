@@ -1,12 +1,12 @@
 """Smoke tests of the demo, ``python -m jaxent``: argument errors and a tiny run."""
 
-import os
 import subprocess
 import sys
 
 import pytest
 
 from jaxent import __main__ as demo
+from tests.utils import subprocess_env
 
 
 @pytest.mark.parametrize(
@@ -52,8 +52,7 @@ def test_tiny_run_reports_and_saves_plots(tmp_path):
         "--out",
         str(out),
     ]
-    root = os.path.dirname(os.path.dirname(os.path.abspath(demo.__file__)))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+    env = subprocess_env()
     result = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=300, env=env)
     assert result.returncode == 0, result.stderr
     for text in (

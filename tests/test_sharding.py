@@ -11,12 +11,13 @@ over all 8, and asserts the results agree (to float32 rounding: see ``RTOL``). O
 process for both meshes: the one-device reference and the import are paid once.
 """
 
-import os
 import subprocess
 import sys
 import textwrap
 
 import pytest
+
+from tests.utils import REPO, level_flags, subprocess_env
 
 # Each device compiles the same per-problem code for its own slice of the batch; XLA's
 # CPU code generation (vectorization, order of reductions) depends on that slice's size,
@@ -138,12 +139,8 @@ _SCRIPT = textwrap.dedent(
 
 
 def _run() -> str:
-    env = dict(os.environ)
-    # 8 devices, and the suite's optimization level (conftest.py), if it sets one.
-    level = [f for f in env.get("XLA_FLAGS", "").split() if "optimization_level" in f]
-    env["XLA_FLAGS"] = " ".join(["--xla_force_host_platform_device_count=8", *level])
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env["PYTHONPATH"] = os.pathsep.join([root, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    # 8 devices, and the suite's optimization level (conftest.py).
+    env = subprocess_env(["--xla_force_host_platform_device_count=8", *level_flags()])
     code = _SCRIPT.replace("RTOL", repr(RTOL)).replace("ATOL", repr(ATOL))
     result = subprocess.run(
         [sys.executable, "-c", code],
@@ -152,7 +149,7 @@ def _run() -> str:
         text=True,
         timeout=600,
         env=env,
-        cwd=root,
+        cwd=REPO,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout

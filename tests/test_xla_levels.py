@@ -22,6 +22,7 @@ import pytest
 
 import jaxent as je
 from jaxent import estimators, logistic, losses
+from tests.utils import REPO, level_flags, subprocess_env
 
 
 def results() -> dict[str, np.ndarray]:
@@ -71,11 +72,8 @@ np.savez(sys.argv[1], **results())
 
 @pytest.mark.slow
 def test_default_level_gives_the_same_numbers_to_rounding(tmp_path):
-    flags = os.environ.get("XLA_FLAGS", "")
-    env = dict(os.environ, JAX_ENABLE_X64="1")
-    env["XLA_FLAGS"] = " ".join(f for f in flags.split() if "optimization_level" not in f)
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env["PYTHONPATH"] = os.pathsep.join([root, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    flags = [f for f in os.environ.get("XLA_FLAGS", "").split() if f not in level_flags()]
+    env = subprocess_env(flags, JAX_ENABLE_X64="1")
     path = tmp_path / "default.npz"
     run = subprocess.run(
         [sys.executable, "-c", _SCRIPT, str(path)],
@@ -83,7 +81,7 @@ def test_default_level_gives_the_same_numbers_to_rounding(tmp_path):
         text=True,
         timeout=600,
         env=env,
-        cwd=root,
+        cwd=REPO,
         check=False,
     )
     assert run.returncode == 0, run.stderr
