@@ -781,3 +781,57 @@ def test_transfer_entropy_embedding_convention():
 def test_cmi_and_te_bad_input_raises(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def _adversarial_3d(n, seed):
+    """Six kinds of 3-D data, one problem each: [6, n, 3]."""
+    rng = np.random.default_rng(seed)
+    normal = rng.normal(size=(n, 3))
+    shared = rng.normal(size=(n, 3))
+    shared[:, 1] = 1.5  # every point shares one coordinate
+    far = rng.normal(size=(n, 3))
+    far[: n // 3] += 1e6  # a third of the points 1e6 away
+    diagonal = np.repeat(rng.normal(size=(n, 1)), 3, axis=-1)
+    return np.stack(
+        [
+            normal,
+            np.round(rng.normal(size=(n, 3)), 1),  # many exact duplicates
+            shared,
+            far,
+            rng.standard_cauchy(size=(n, 3)),
+            diagonal,
+        ]
+    )
+
+
+def _grid_searches(x, y, method):
+    kw = {"method": method, "block": _knn._BLOCK_ELEMENTS}
+    joint, _ = _search.knn(x, x, 3, metric="max", exclude_self=True, **kw)
+    many, _ = _search.knn(x, x, 20, metric="sqeuclidean", exclude_self=True, **kw)
+    cross, _ = _search.knn(x, y, 3, metric="sqeuclidean", exclude_self=False, **kw)
+    return joint, many, cross
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("x64", [True, False], ids=["float64", "float32"])
+def test_grid_search_equals_brute_force(x64, monkeypatch):
+    # In three dimensions the sorted search starts with grids of cells (from _GRID_FROM
+    # references; here from 1,000, traced afresh) and the rows they leave open go to the
+    # bands' box search. Both must give the brute-force distances, on the adversarial
+    # kinds (n not a multiple of anything).
+    monkeypatch.setattr(_search, "_GRID_FROM", 1000)
+    calls = []
+    grid = _search._grid_knn
+    monkeypatch.setattr(_search, "_grid_knn", lambda *a, **kw: calls.append(1) or grid(*a, **kw))
+    n = 1357
+    x, y = _adversarial_3d(n, 0), np.roll(_adversarial_3d(n + 29, 1), 1, axis=0)
+    kinds = ("normal", "duplicates", "shared", "far", "cauchy", "diagonal")
+    with jax.enable_x64(x64):
+        dtype = np.float64 if x64 else np.float32
+        x, y = x.astype(dtype), y.astype(dtype)
+        brute = jax.jit(lambda x, y: _grid_searches(x, y, "brute"))(x, y)
+        fast = jax.jit(lambda x, y: _grid_searches(x, y, "sorted"))(x, y)
+    assert len(calls) == 3
+    for name, a, b in zip(("joint", "k=20", "cross"), brute, fast):
+        for p, kind in enumerate(kinds):
+            np.testing.assert_array_equal(b[p], a[p], err_msg=f"{kind}: {name}")

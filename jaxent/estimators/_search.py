@@ -37,8 +37,20 @@ multiplicity) and the same counts of points strictly within a radius.
   sorting; only data concentrated on a set that no pair of coordinates separates
   degrades further, never beyond brute force's ``n^2``.
 
+  *Three dimensions, k nearest, from* ``_GRID_FROM`` *references.* A grid of cells
+  (about a typical k-th neighbour distance wide) along all three coordinates comes
+  first: each query looks at a window of references around it, along the third
+  coordinate, in each of the nine columns of cells around its own, and is settled
+  when its k-th distance is at most the distance to what lies beyond those windows
+  and columns. The rows left open (sparse regions; crowded windows) try grids with
+  cells twice, four and eight times as wide, a quarter as many rows each time, and
+  what is still open goes to the bands' box search. The candidates number about
+  ``O(n k)`` for a smooth density, against ``n^(4/3)`` for the bands; the cost is
+  gathers (about 5 ns each on a 2-core CPU) and four more sorts.
+
   Memory is ``O(n (d + k))``: the sorted copies (three per point for the bands),
-  the per-row state, and the queue of open rows.
+  the grid's table of cells (at most about eight per reference), the per-row state,
+  and the queue of open rows.
 
 Distances are combined coordinate by coordinate in a fixed order by
 :func:`distance` on both paths, so they agree bitwise.
@@ -673,6 +685,11 @@ def _band_search(q, r, acc, param, metric, *, exclude_self, groups, dims, k, ref
     keys = _key_coordinates(u, 2)
     strip, window = _band_shape(U, dims, k)
     B = _bands(u, keys, strip, ref, qry, groups)
+    qkeys = [_take(q, keys[:, c]) for c in range(2)]
+    own = iota_n if exclude_self else jnp.full((N, n), -1, jnp.int32)
+    if q.shape[-1] == 3 and param is None and groups is None and m >= _GRID_FROM:
+        out, done = _grid_knn(q, r, keys, k, metric, exclude_self=exclude_self)
+        return _band_boxes(q, qkeys, own, groups, B, acc, param, out, ~done, metric)
     S = B.lanes.key.shape[1]
     lane_rows = _rows_of(B.lanes.key.shape)
     asks = B.lanes.qry != _NONE
@@ -696,8 +713,6 @@ def _band_search(q, r, acc, param, metric, *, exclude_self, groups, dims, k, ref
 
     out = jax.tree.map(to_queries, acc.pack(state))
     done = to_queries(done)
-    qkeys = [_take(q, keys[:, c]) for c in range(2)]
-    own = iota_n if exclude_self else jnp.full((N, n), -1, jnp.int32)
     return _band_boxes(q, qkeys, own, groups, B, acc, param, out, ~done, metric)
 
 
@@ -853,6 +868,228 @@ def _line_search(q, r, acc, param, metric, *, exclude_self, groups, k):
             else:
                 state = acc.one(state, dist, j, param)
     return acc.pack(state)
+
+
+# --------------------------------------------------------------------------- grid (3-D)
+
+# The grid of the sorted search in three dimensions, from this many references (below
+# it the bands are as fast: 3-D standard normal, n = 2,048: 26 ms against 22 ms with
+# the bands; n = 5,000: 42 against 53 ms; BENCHMARKS.md, fourteenth session).
+_GRID_FROM = 4096
+# Cells this many typical k-th neighbour distances wide; windows along the third
+# coordinate this many times the references expected within that distance of a query
+# (2 _GRID_CELL**2 k / volume of the unit ball, per column).
+_GRID_CELL = 1.2
+_GRID_SLACK = 3.0
+# Grids with cells 2, 4, 8 times as wide for the rows left open.
+_GRID_LEVELS = 3
+# The typical k-th neighbour distance from a pilot search among this many references.
+_PILOT = 1024
+# Steps of the bisection that centres a window on the query: it finds the place in
+# cells of fewer than 2**_GRID_BISECT references (elsewhere the window is off centre,
+# which the check of the row's answer accounts for).
+_GRID_BISECT = 5
+
+
+def _grid_shape(m: int, k: int, metric: Metric) -> tuple[int, int]:
+    """Cells per axis (two of them beyond the central 98% of the points), and the window
+    of candidates taken from each of the nine columns around a query."""
+    cells = math.ceil(2 * (m / k) ** (1 / 3)) + 2
+    volume = 4 * math.pi / 3 if metric == "sqeuclidean" else 8.0
+    expected = 2 * _GRID_CELL**2 * k / volume
+    return cells, math.ceil(_GRID_SLACK * expected) + 2
+
+
+def _typical_length(q, r, k, metric, exclude_self) -> jax.Array:
+    """Per problem, the median k-th neighbour distance (as a length) of a strided sample
+    of the references, scaled from the sample's size to all ``m`` references."""
+    n = q.shape[1]
+    m = r.shape[1]
+    size = min(m, _PILOT)
+    rs = r[:, :: m // size][:, :size]
+    qs = rs if exclude_self else q[:, :: max(1, n // 256)][:, :256]
+    dist, _ = _knn_brute(qs, rs, None, k, metric, exclude_self, 1 << 18)
+    kth = dist[..., k - 1]
+    length = jnp.sqrt(kth) if metric == "sqeuclidean" else kth
+    return jnp.median(length, axis=-1) * (size / m) ** (1 / 3)
+
+
+class _Grid(NamedTuple):
+    """References sorted by column (cells along the first two key coordinates) and then
+    along the third; flat over the problems."""
+
+    lo: jax.Array  # [N, 3] where cell 1 starts along each key coordinate
+    h: jax.Array  # [N] cell width
+    start: jax.Array  # [N (G^3 + 1)] where each cell's references start (flat position)
+    c: jax.Array  # [N m] third key coordinate, sorted
+    pts: jax.Array  # [N m, d] the points, sorted
+    order: jax.Array  # [N m] the reference index of each sorted entry
+    where: jax.Array  # [N m] the flat sorted position of each reference
+    below: tuple[jax.Array, jax.Array]  # [N G]: largest key coordinate in cells <= t
+    above: tuple[jax.Array, jax.Array]  # [N G]: smallest key coordinate in cells >= t
+
+
+def _cell(x, lo, h, G):
+    """Cell ``0 .. G - 1`` of ``x`` (monotone in ``x``; NaN in cell 0)."""
+    t = (x - lo) / h + 1
+    return jnp.minimum(jnp.where(t >= 0, t, 0), G - 1).astype(jnp.int32)
+
+
+def _grid(r, rk, lo, h, G) -> _Grid:
+    N, m, d = r.shape
+    rows = _rows_of((N, m))
+    rcell = [_cell(a, lo[:, c, None], h[:, None], G) for c, a in enumerate(rk)]
+    column = rcell[0] * G + rcell[1]
+    order = argsort(rk[2])
+    col_key = jnp.take_along_axis(column, order, axis=1).astype(jnp.uint32)
+    order = jnp.take_along_axis(order, _stable_order(col_key, (G * G - 1).bit_length()), axis=1)
+    sort = lambda a: jnp.take_along_axis(a, order, axis=1).reshape(-1)
+    counts = jnp.zeros((N, G**3), jnp.int32).at[rows, column * G + rcell[2]].add(1)
+    start = jnp.pad(jnp.cumsum(counts, axis=1, dtype=jnp.int32), [(0, 0), (1, 0)])
+    below, above = [], []
+    for c in range(2):
+        big = jnp.full((N, G), -jnp.inf, r.dtype).at[rows, rcell[c]].max(rk[c])
+        small = jnp.full((N, G), jnp.inf, r.dtype).at[rows, rcell[c]].min(rk[c])
+        below.append(jax.lax.cummax(big, axis=1).reshape(-1))
+        above.append(jax.lax.cummin(small, axis=1, reverse=True).reshape(-1))
+    return _Grid(
+        lo,
+        h,
+        (start + _rows_of((N, 1)) * m).reshape(-1),
+        sort(rk[2]),
+        jnp.stack([sort(r[..., c]) for c in range(d)], axis=-1),
+        order.reshape(-1),
+        (_positions(order, m) + _rows_of((N, 1)) * m).reshape(-1),
+        (below[0], below[1]),
+        (above[0], above[1]),
+    )
+
+
+def _grid_rows(grid: _Grid, G, W, prob, q, qk, own, k, metric):
+    """The k nearest of flat query rows (``prob [R]``: their problem; ``q``, ``qk``:
+    coordinates and key coordinates, ``[R]`` each) among ``W`` references from each of
+    the nine columns around them, and whether that is exact."""
+    acc = _knn_acc(k)
+    size = grid.c.shape[0]
+    if own is not None:  # the query's own entry, skipped
+        own = _get(grid.where, prob * (size // grid.h.shape[0]) + own)
+    lo, h = grid.lo[prob], grid.h[prob]
+    cell = [_cell(a, lo[:, c], h, G) for c, a in enumerate(qk)]
+    gap = jnp.full(prob.shape, jnp.inf, q[0].dtype)
+    for c in range(2):
+        t = cell[c]
+        lower = _get(grid.below[c], prob * G + jnp.maximum(t - 2, 0))
+        upper = _get(grid.above[c], prob * G + jnp.minimum(t + 2, G - 1))
+        gap = jnp.minimum(gap, jnp.where(t >= 2, _term(qk[c], lower, metric), jnp.inf))
+        gap = jnp.minimum(gap, jnp.where(t + 2 < G, _term(upper, qk[c], metric), jnp.inf))
+    table = prob * (G**3 + 1)
+    steps = (W + _GROUP - 1) // _GROUP
+    W = steps * _GROUP
+
+    def visit(i, carry):
+        # Column i // steps, part i % steps of its window (the column's gaps are taken
+        # at every part: the same values).
+        state, gap = carry
+        c, part = i // steps, i % steps
+        ca, cb = cell[0] + c // 3 - 1, cell[1] + c % 3 - 1
+        inside = (ca >= 0) & (ca < G) & (cb >= 0) & (cb < G)
+        col = (jnp.clip(ca, 0, G - 1) * G + jnp.clip(cb, 0, G - 1)) * G + table
+        first, end = _get(grid.start, col), _get(grid.start, col + G)
+        # The window is centred on the first reference at or above the query along
+        # the third key: found in the query's cell (up to 2**_GRID_BISECT entries).
+        here = col + cell[2]
+        p, stop = _get(grid.start, here), _get(grid.start, here + 1)
+        for s in reversed(range(_GRID_BISECT)):
+            ahead = p + (1 << s)
+            below = _get(grid.c, jnp.clip(ahead - 1, 0, size - 1)) < qk[2]
+            p = jnp.where((ahead <= stop) & below, ahead, p)
+        p0 = p - W // 2
+        dists, refs = [], []
+        for g in range(_GROUP):
+            p = p0 + part * _GROUP + g
+            at = jnp.clip(p, 0, size - 1)
+            ok = inside & (p >= first) & (p < end)
+            if own is not None:
+                ok &= at != own
+            cand = grid.pts.at[at].get(mode="promise_in_bounds")
+            dist = _distance_parts(q, [cand[:, c] for c in range(len(q))], metric)
+            dists.append(jnp.where(ok, dist, jnp.inf))
+            refs.append(at)
+        if acc.one is None:
+            state = acc.block(state, jnp.stack(dists, -1), jnp.stack(refs, -1), None)
+        else:
+            for dist, j in zip(dists, refs):
+                state = acc.one(state, dist, j, None)
+        # The references just outside the window bound those beyond it, unless they
+        # lie on the query's other side (the cell held more than the bisection saw).
+        before = _get(grid.c, jnp.clip(p0 - 1, 0, size - 1))
+        low = jnp.where(before <= qk[2], _term(qk[2], before, metric), 0)
+        low = jnp.where(inside & (p0 > first), low, jnp.inf)
+        beyond = _get(grid.c, jnp.clip(p0 + W, 0, size - 1))
+        high = jnp.where(beyond >= qk[2], _term(beyond, qk[2], metric), 0)
+        high = jnp.where(inside & (p0 + W < end), high, jnp.inf)
+        return state, jnp.minimum(gap, jnp.minimum(low, high))
+
+    state, gap = jax.lax.fori_loop(0, 9 * steps, visit, (acc.init(prob.shape, q[0].dtype), gap))
+    vals, at = acc.pack(state)
+    return (vals, _get(grid.order, at)), acc.threshold(state, None) <= gap
+
+
+def _grid_again(grid, G, W, take, rows, out, done, k, metric):
+    """:func:`_grid_rows` for up to ``take`` of the flat rows ``rows`` (problem,
+    coordinates, key coordinates, own index), the open ones first; the others keep
+    ``out`` and ``done``."""
+    pick = _queue(~done)[:take]
+    prob, q, qk, own = jax.tree.map(lambda a: a[pick], rows)
+    new, ok = _grid_rows(grid, G, W, prob, q, qk, own, k, metric)
+    ok &= ~done[pick]  # rows that were done keep their answer
+    out = jax.tree.map(lambda a, b: a.at[pick].set(jnp.where(ok[:, None], b, a[pick])), out, new)
+    return out, done.at[pick].set(done[pick] | ok)
+
+
+def _grid_knn(q, r, keys, k, metric, *, exclude_self):
+    """The k nearest by grids of cells along three coordinates, and whether exact.
+
+    The three coordinates are cut into cells of one width (``_GRID_CELL`` typical k-th
+    neighbour distances at first; the outermost cells of each axis also hold the points
+    beyond the central 98%), and the references sorted by column (the cells along the
+    first two) and then along the third. Each query takes, from each of the nine
+    columns around its own, ``W`` consecutive references centred on its place along the
+    third coordinate. A row is exact when its k-th distance is at most the distance along
+    the third coordinate to the references just outside those windows, and along the
+    first two to the references in cells two or more away (from running maxima and
+    minima of the cells' coordinates: a point's cell is monotone in each coordinate).
+    The rows left open (sparse regions, where the k-th distance outgrows the cells, or
+    crowded windows) are taken again, up to a quarter as many each time, with cells and
+    windows twice as long, ``_GRID_LEVELS`` times. Returns the state of ``_knn_acc(k)`` packed, and
+    ``done [N, n]``.
+    """
+    N, n, _ = q.shape
+    m = r.shape[1]
+    G, W = _grid_shape(m, k, metric)
+    third = 3 - keys[:, 0] - keys[:, 1]
+    keys = jnp.stack([keys[:, 0], keys[:, 1], third], axis=1)
+    rk = [_take(r, keys[:, c]) for c in range(3)]
+    qk = [_take(q, keys[:, c]).reshape(-1) for c in range(3)]
+    q_parts = [q[..., c].reshape(-1) for c in range(3)]
+    # The central 98% of a strided sample along each axis, and the cell width.
+    stride = max(1, m // 2048)
+    sub = _sort(jnp.stack([a[:, ::stride] for a in rk], axis=1))  # [N, 3, size]
+    size = sub.shape[-1]
+    lo, hi = sub[..., size // 100], sub[..., size - 1 - size // 100]
+    h = jnp.maximum(
+        _GRID_CELL * _typical_length(q, r, k, metric, exclude_self),
+        jnp.max(hi - lo, axis=-1) / (G - 2),
+    )
+    prob = _rows_of((N, n)).reshape(-1)
+    own = jax.lax.broadcasted_iota(jnp.int32, (N, n), 1).reshape(-1) if exclude_self else None
+    out, done = _grid_rows(_grid(r, rk, lo, h, G), G, W, prob, q_parts, qk, own, k, metric)
+    rows = (prob, q_parts, qk, own)
+    for level in range(1, _GRID_LEVELS + 1):
+        grid = _grid(r, rk, lo, h * 2**level, G)
+        take = -(-N * n // 4**level)
+        out, done = _grid_again(grid, G, W << level, take, rows, out, done, k, metric)
+    return jax.tree.map(lambda a: a.reshape((N, n) + a.shape[1:]), out), done.reshape(N, n)
 
 
 def _knn_sorted(q, r, groups, k, metric, exclude_self):
