@@ -1061,8 +1061,8 @@ def _grid_knn(q, r, keys, k, metric, *, exclude_self):
     minima of the cells' coordinates: a point's cell is monotone in each coordinate).
     The rows left open (sparse regions, where the k-th distance outgrows the cells, or
     crowded windows) are taken again, up to a quarter as many each time, with cells and
-    windows twice as long, ``_GRID_LEVELS`` times. Returns the state of ``_knn_acc(k)`` packed, and
-    ``done [N, n]``.
+    windows twice as long, ``_GRID_LEVELS`` times. Returns the k smallest distances and
+    their indices, ``[N, n, k]`` each, and ``done [N, n]``.
     """
     N, n, _ = q.shape
     m = r.shape[1]
