@@ -881,8 +881,9 @@ _GRID_FROM = 4096
 # (2 _GRID_CELL**2 k / volume of the unit ball, per column).
 _GRID_CELL = 1.2
 _GRID_SLACK = 3.0
-# Grids with cells 2, 4, 8 times as wide for the rows left open.
-_GRID_LEVELS = 3
+# The grids for the rows left open: cells and windows this many times as long, for at
+# most this share (1 / s) of the rows, the open ones first.
+_GRID_RETRIES = ((2, 2, 4), (4, 4, 16), (8, 8, 64))
 # The typical k-th neighbour distance from a pilot search among this many references.
 _PILOT = 1024
 # Steps of the bisection that centres a window on the query: it finds the place in
@@ -1085,10 +1086,10 @@ def _grid_knn(q, r, keys, k, metric, *, exclude_self):
     own = jax.lax.broadcasted_iota(jnp.int32, (N, n), 1).reshape(-1) if exclude_self else None
     out, done = _grid_rows(_grid(r, rk, lo, h, G), G, W, prob, q_parts, qk, own, k, metric)
     rows = (prob, q_parts, qk, own)
-    for level in range(1, _GRID_LEVELS + 1):
-        grid = _grid(r, rk, lo, h * 2**level, G)
-        take = -(-N * n // 4**level)
-        out, done = _grid_again(grid, G, W << level, take, rows, out, done, k, metric)
+    for wider, longer, share in _GRID_RETRIES:
+        grid = _grid(r, rk, lo, h * wider, G)
+        take = -(-N * n // share)
+        out, done = _grid_again(grid, G, W * longer, take, rows, out, done, k, metric)
     return jax.tree.map(lambda a: a.reshape((N, n) + a.shape[1:]), out), done.reshape(N, n)
 
 
