@@ -1061,8 +1061,8 @@ def _grid_knn(q, r, keys, k, metric, *, exclude_self):
     first two to the references in cells two or more away (from running maxima and
     minima of the cells' coordinates: a point's cell is monotone in each coordinate).
     The rows left open (sparse regions, where the k-th distance outgrows the cells, or
-    crowded windows) are taken again, up to a quarter as many each time, with cells and
-    windows twice as long, ``_GRID_LEVELS`` times. Returns the k smallest distances and
+    crowded windows) are taken again on coarser grids with longer windows, fewer of them
+    each time (``_GRID_RETRIES``). Returns the k smallest distances and
     their indices, ``[N, n, k]`` each, and ``done [N, n]``.
     """
     N, n, _ = q.shape
