@@ -393,13 +393,21 @@ def _adversarial(kind, n, seed=0):
     return np.stack([g, g[::-1]]).astype(float)
 
 
+def _knn_searches(x, y, method):
+    """The k nearest as KSG (joint space, max-norm), the entropy at k = 20 and the KL
+    estimate (into ``y``) search them: the distances."""
+    kw = {"method": method, "block": _knn._BLOCK_ELEMENTS}
+    joint, _ = _search.knn(x, x, 3, metric="max", exclude_self=True, **kw)
+    many, _ = _search.knn(x, x, 20, metric="sqeuclidean", exclude_self=True, **kw)
+    cross, _ = _search.knn(x, y, 3, metric="sqeuclidean", exclude_self=False, **kw)
+    return joint, many, cross
+
+
 def _searches(x, y, method):
     """k-th neighbour distances and neighbour counts, as the estimators use them."""
     kw = {"method": method, "block": _knn._BLOCK_ELEMENTS}
     s = _search
-    joint, _ = s.knn(x, x, 3, metric="max", exclude_self=True, **kw)  # KSG, joint space
-    many, _ = s.knn(x, x, 20, metric="sqeuclidean", exclude_self=True, **kw)  # entropy, k=20
-    cross, _ = s.knn(x, y, 3, metric="sqeuclidean", exclude_self=False, **kw)  # KL, nu
+    joint, many, cross = _knn_searches(x, y, method)
     line, _ = s.knn(x[..., :1], x[..., :1], 3, metric="sqeuclidean", exclude_self=True, **kw)
     line_cross, _ = s.knn(x[..., :1], y[..., :1], 3, metric="max", exclude_self=False, **kw)
     radius = joint[..., 2]  # KSG's n_x: in 2-D and in 1-D
@@ -804,14 +812,6 @@ def _adversarial_3d(n, seed):
     )
 
 
-def _grid_searches(x, y, method):
-    kw = {"method": method, "block": _knn._BLOCK_ELEMENTS}
-    joint, _ = _search.knn(x, x, 3, metric="max", exclude_self=True, **kw)
-    many, _ = _search.knn(x, x, 20, metric="sqeuclidean", exclude_self=True, **kw)
-    cross, _ = _search.knn(x, y, 3, metric="sqeuclidean", exclude_self=False, **kw)
-    return joint, many, cross
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("x64", [True, False], ids=["float64", "float32"])
 def test_grid_search_equals_brute_force(x64, monkeypatch):
@@ -829,8 +829,8 @@ def test_grid_search_equals_brute_force(x64, monkeypatch):
     with jax.enable_x64(x64):
         dtype = np.float64 if x64 else np.float32
         x, y = x.astype(dtype), y.astype(dtype)
-        brute = jax.jit(lambda x, y: _grid_searches(x, y, "brute"))(x, y)
-        fast = jax.jit(lambda x, y: _grid_searches(x, y, "sorted"))(x, y)
+        brute = jax.jit(lambda x, y: _knn_searches(x, y, "brute"))(x, y)
+        fast = jax.jit(lambda x, y: _knn_searches(x, y, "sorted"))(x, y)
     assert len(calls) == 3
     for name, a, b in zip(("joint", "k=20", "cross"), brute, fast):
         for p, kind in enumerate(kinds):
