@@ -813,16 +813,27 @@ def _adversarial_3d(n, seed):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("x64", [True, False], ids=["float64", "float32"])
-def test_grid_search_equals_brute_force(x64, monkeypatch):
+@pytest.mark.parametrize(
+    "x64, retries",
+    [(True, _search._GRID_RETRIES), (False, ())],
+    ids=["float64", "float32-no-retries"],
+)
+def test_grid_search_equals_brute_force(x64, retries, monkeypatch):
     # In three dimensions the sorted search starts with grids of cells (from _GRID_FROM
-    # references; here from 1,000, traced afresh) and the rows they leave open go to the
-    # bands' box search. Both must give the brute-force distances, on the adversarial
-    # kinds (n not a multiple of anything).
+    # references; here from 1,000, traced afresh), takes the rows they leave open again
+    # on coarser grids (_GRID_RETRIES; none in float32, so that more rows reach the
+    # boxes) and the rest by rings of cells (_grid_boxes). All must give the
+    # brute-force distances, on the adversarial kinds (n not a multiple of anything).
     monkeypatch.setattr(_search, "_GRID_FROM", 1000)
-    calls = []
-    grid = _search._grid_knn
-    monkeypatch.setattr(_search, "_grid_knn", lambda *a, **kw: calls.append(1) or grid(*a, **kw))
+    monkeypatch.setattr(_search, "_GRID_RETRIES", retries)
+    open_rows = []
+    boxes = _search._grid_boxes
+
+    def counted(grid, G, rows, out, done, *args):
+        jax.debug.callback(lambda s: open_rows.append(int(s)), jnp.sum(~done))
+        return boxes(grid, G, rows, out, done, *args)
+
+    monkeypatch.setattr(_search, "_grid_boxes", counted)
     n = 1357
     x, y = _adversarial_3d(n, 0), np.roll(_adversarial_3d(n + 29, 1), 1, axis=0)
     kinds = ("normal", "duplicates", "shared", "far", "cauchy", "diagonal")
@@ -831,7 +842,9 @@ def test_grid_search_equals_brute_force(x64, monkeypatch):
         x, y = x.astype(dtype), y.astype(dtype)
         brute = jax.jit(lambda x, y: _knn_searches(x, y, "brute"))(x, y)
         fast = jax.jit(lambda x, y: _knn_searches(x, y, "sorted"))(x, y)
-    assert len(calls) == 3
+    jax.effects_barrier()  # the callbacks have run
+    # One grid search each (joint, k = 20, cross), and each left rows to the boxes.
+    assert len(open_rows) == 3 and min(open_rows) > 0, open_rows
     for name, a, b in zip(("joint", "k=20", "cross"), brute, fast):
         for p, kind in enumerate(kinds):
             np.testing.assert_array_equal(b[p], a[p], err_msg=f"{kind}: {name}")

@@ -44,9 +44,11 @@ multiplicity) and the same counts of points strictly within a radius.
   when its k-th distance is at most the distance to what lies beyond those windows
   and columns. The rows left open (sparse regions; crowded windows) try grids with
   cells twice, four and eight times as wide, a quarter as many rows each time, and
-  what is still open goes to the bands' box search. The candidates number about
-  ``O(n k)`` for a smooth density, against ``n^(4/3)`` for the bands; the cost is
-  gathers (about 5 ns each on a 2-core CPU) and four more sorts.
+  what is still open searches the last grid afresh in rings of columns around its
+  own, each column's run along the third coordinate within its k-th distance, until
+  what lies beyond the rings is farther (no bands are built). The candidates number
+  about ``O(n k)`` for a smooth density, against ``n^(4/3)`` for the bands; the cost
+  is gathers (about 5 ns each on a 2-core CPU) and the sorts of the four grids.
 
   Memory is ``O(n (d + k))``: the sorted copies (three per point for the bands),
   the grid's table of cells (at most about eight per reference), the per-row state,
@@ -683,13 +685,12 @@ def _band_search(q, r, acc, param, metric, *, exclude_self, groups, dims, k, ref
         qry = jnp.concatenate([iota_n, none_m], axis=1)
     U = u.shape[1]
     keys = _key_coordinates(u, 2)
+    if q.shape[-1] == 3 and param is None and groups is None and m >= _GRID_FROM:
+        return _grid_knn(q, r, keys, k, metric, exclude_self=exclude_self)
     strip, window = _band_shape(U, dims, k)
     B = _bands(u, keys, strip, ref, qry, groups)
     qkeys = [_take(q, keys[:, c]) for c in range(2)]
     own = iota_n if exclude_self else jnp.full((N, n), -1, jnp.int32)
-    if q.shape[-1] == 3 and param is None and groups is None and m >= _GRID_FROM:
-        out, done = _grid_knn(q, r, keys, k, metric, exclude_self=exclude_self)
-        return _band_boxes(q, qkeys, own, groups, B, acc, param, out, ~done, metric)
     S = B.lanes.key.shape[1]
     lane_rows = _rows_of(B.lanes.key.shape)
     asks = B.lanes.qry != _NONE
@@ -966,6 +967,20 @@ def _grid(r, rk, lo, h, G) -> _Grid:
     )
 
 
+def _beyond_columns(grid: _Grid, G, prob, cell, qk, reach, metric):
+    """A lower bound on the distance from queries (problem ``prob``; cells ``cell`` and
+    coordinates ``qk`` along the first two keys) to every reference ``reach`` or more
+    cells away along either key: from the running maxima and minima of the cells."""
+    gap = jnp.full(prob.shape, jnp.inf, qk[0].dtype)
+    for c in range(2):
+        t = cell[c]
+        lower = _get(grid.below[c], prob * G + jnp.clip(t - reach, 0, G - 1))
+        upper = _get(grid.above[c], prob * G + jnp.clip(t + reach, 0, G - 1))
+        gap = jnp.minimum(gap, jnp.where(t >= reach, _term(qk[c], lower, metric), jnp.inf))
+        gap = jnp.minimum(gap, jnp.where(t + reach < G, _term(upper, qk[c], metric), jnp.inf))
+    return gap
+
+
 def _grid_rows(grid: _Grid, G, W, prob, q, qk, own, k, metric):
     """The k nearest of flat query rows (``prob [R]``: their problem; ``q``, ``qk``:
     coordinates and key coordinates, ``[R]`` each) among ``W`` references from each of
@@ -976,13 +991,7 @@ def _grid_rows(grid: _Grid, G, W, prob, q, qk, own, k, metric):
         own = _get(grid.where, prob * (size // grid.h.shape[0]) + own)
     lo, h = grid.lo[prob], grid.h[prob]
     cell = [_cell(a, lo[:, c], h, G) for c, a in enumerate(qk)]
-    gap = jnp.full(prob.shape, jnp.inf, q[0].dtype)
-    for c in range(2):
-        t = cell[c]
-        lower = _get(grid.below[c], prob * G + jnp.maximum(t - 2, 0))
-        upper = _get(grid.above[c], prob * G + jnp.minimum(t + 2, G - 1))
-        gap = jnp.minimum(gap, jnp.where(t >= 2, _term(qk[c], lower, metric), jnp.inf))
-        gap = jnp.minimum(gap, jnp.where(t + 2 < G, _term(upper, qk[c], metric), jnp.inf))
+    gap = _beyond_columns(grid, G, prob, cell, qk, 2, metric)
     table = prob * (G**3 + 1)
     steps = (W + _GROUP - 1) // _GROUP
     W = steps * _GROUP
@@ -1049,7 +1058,7 @@ def _grid_again(grid, G, W, take, rows, out, done, k, metric):
 
 
 def _grid_knn(q, r, keys, k, metric, *, exclude_self):
-    """The k nearest by grids of cells along three coordinates, and whether exact.
+    """The k nearest by grids of cells along three coordinates.
 
     The three coordinates are cut into cells of one width (``_GRID_CELL`` typical k-th
     neighbour distances at first; the outermost cells of each axis also hold the points
@@ -1062,8 +1071,8 @@ def _grid_knn(q, r, keys, k, metric, *, exclude_self):
     minima of the cells' coordinates: a point's cell is monotone in each coordinate).
     The rows left open (sparse regions, where the k-th distance outgrows the cells, or
     crowded windows) are taken again on coarser grids with longer windows, fewer of them
-    each time (``_GRID_RETRIES``). Returns the k smallest distances and
-    their indices, ``[N, n, k]`` each, and ``done [N, n]``.
+    each time (``_GRID_RETRIES``), and what is still open by :func:`_grid_boxes` on the
+    last grid. Returns the k smallest distances and their indices, ``[N, n, k]`` each.
     """
     N, n, _ = q.shape
     m = r.shape[1]
@@ -1084,13 +1093,110 @@ def _grid_knn(q, r, keys, k, metric, *, exclude_self):
     )
     prob = _rows_of((N, n)).reshape(-1)
     own = jax.lax.broadcasted_iota(jnp.int32, (N, n), 1).reshape(-1) if exclude_self else None
-    out, done = _grid_rows(_grid(r, rk, lo, h, G), G, W, prob, q_parts, qk, own, k, metric)
+    grid = _grid(r, rk, lo, h, G)
+    out, done = _grid_rows(grid, G, W, prob, q_parts, qk, own, k, metric)
     rows = (prob, q_parts, qk, own)
     for wider, longer, share in _GRID_RETRIES:
         grid = _grid(r, rk, lo, h * wider, G)
         take = -(-N * n // share)
         out, done = _grid_again(grid, G, W * longer, take, rows, out, done, k, metric)
-    return jax.tree.map(lambda a: a.reshape((N, n) + a.shape[1:]), out), done.reshape(N, n)
+    out = _grid_boxes(grid, G, rows, out, done, k, metric)
+    return jax.tree.map(lambda a: a.reshape((N, n) + a.shape[1:]), out)
+
+
+def _grid_boxes(grid: _Grid, G, rows, out, done, k, metric):
+    """Exact answers for the flat rows not ``done``, afresh: the columns of cells around
+    the query in rings of growing distance (its own column, then the eight around it,
+    ...), in each the run along the third key within the radius, until the references
+    beyond the rings seen are farther than the row's k-th distance (from the running
+    maxima and minima of the cells). The radius is the smaller of that k-th distance so
+    far and the one in ``out`` (a bound: k references are that close). Rows are taken
+    ``_SLOTS`` at a time, ``_BLOCK`` entries of a run per row per step."""
+    prob, q, qk, own = rows
+    acc = _knn_acc(k)
+    size = grid.c.shape[0]
+    m = size // grid.h.shape[0]
+    if own is not None:  # the query's own entry, skipped
+        own = _get(grid.where, prob * m + own)
+    bound = out[0][:, -1]
+    todo = ~done
+    total = jnp.sum(todo, dtype=jnp.int32)
+    queue = _queue(todo)
+    slots = min(_SLOTS, prob.shape[0])
+    home = [_cell(qk[c], grid.lo[prob, c], grid.h[prob], G) for c in range(2)]
+
+    def radius(row, state):
+        return jnp.minimum(bound[row], acc.threshold(state, None))
+
+    def run(row, rho, i, state):
+        # Column i of ring rho around the row's own, and its run along the third key.
+        side, j = i // jnp.maximum(2 * rho, 1), i % jnp.maximum(2 * rho, 1)
+        da = jnp.select([side == 0, side == 1, side == 2], [j - rho, rho, rho - j], -rho)
+        db = jnp.select([side == 0, side == 1, side == 2], [-rho, j - rho, rho], rho - j)
+        ca, cb = home[0][row] + da, home[1][row] + db
+        inside = (ca >= 0) & (ca < G) & (cb >= 0) & (cb < G)
+        col = prob[row] * (G**3 + 1) + (jnp.clip(ca, 0, G - 1) * G + jnp.clip(cb, 0, G - 1)) * G
+        first, end = _get(grid.start, col), _get(grid.start, col + G)
+        count = jnp.where(inside, end - first, 0)
+        # Past the column's end the run reads inf (beyond any query), so both ends
+        # stop at most there.
+        at = lambda p: jnp.where(p < count, _get(grid.c, jnp.clip(first + p, 0, size - 1)), jnp.inf)
+        lo, hi = _run_bounds(m, at, qk[2][row], radius(row, state), metric, row.shape)
+        return first + jnp.minimum(lo, count), first + jnp.minimum(hi, count)
+
+    def beyond(row, rho):  # a lower bound on the distance to all outside rings 0 .. rho
+        cell, key = [t[row] for t in home], [a[row] for a in qk[:2]]
+        return _beyond_columns(grid, G, prob[row], cell, key, rho + 1, metric)
+
+    def refill(st, move):
+        # New rows into the free slots, and the run of the next column for them and
+        # for the rows that ``move`` on.
+        packed, row, rho, i, p, end, state, cursor = st
+        free = row < 0
+        take = cursor + jnp.cumsum(free, dtype=jnp.int32) - 1
+        fresh = free & (take < total)
+        row = jnp.where(fresh, queue[jnp.clip(take, 0, queue.shape[0] - 1)], row)
+        rho, i = jnp.where(fresh, 0, rho), jnp.where(fresh, 0, i)
+        init = acc.init(row.shape, q[0].dtype)
+        state = jax.tree.map(lambda a, b: jnp.where(fresh, a, b), init, state)
+        safe = jnp.maximum(row, 0)
+        p1, end1 = run(safe, rho, i, state)
+        new_run = fresh | move
+        p, end = jnp.where(new_run, p1, p), jnp.where(new_run, end1, end)
+        cursor = jnp.minimum(cursor + jnp.sum(free, dtype=jnp.int32), total)
+        return packed, row, rho, i, p, end, state, cursor
+
+    def step(st):
+        packed, row, rho, i, p, end, state, cursor = st
+        safe = jnp.maximum(row, 0)
+        pos = p[:, None] + jnp.arange(_BLOCK, dtype=jnp.int32)
+        at = jnp.minimum(pos, size - 1)
+        valid = (row >= 0)[:, None] & (pos < end[:, None])
+        if own is not None:
+            valid &= at != own[safe][:, None]
+        cand = grid.pts.at[at].get(mode="promise_in_bounds")
+        dist = _distance_parts(
+            [a[safe][:, None] for a in q], [cand[..., c] for c in range(len(q))], metric
+        )
+        state = acc.block(state, jnp.where(valid, dist, jnp.inf), at, None)
+        p = p + _BLOCK
+        move = p >= end  # this column's run is done: the next column
+        i = jnp.where(move, i + 1, i)
+        ring_done = i >= jnp.maximum(8 * rho, 1)
+        fin = (row >= 0) & ring_done & (acc.threshold(state, None) <= beyond(safe, rho))
+        rho, i = jnp.where(ring_done, rho + 1, rho), jnp.where(ring_done, 0, i)
+        dest = jnp.where(fin, row, prob.shape[0])
+        vals, pos = acc.pack(state)
+        found = (vals, _get(grid.order, pos))
+        packed = jax.tree.map(lambda g, a: g.at[dest].set(a, mode="drop"), packed, found)
+        row = jnp.where(fin, -1, row)
+        return refill((packed, row, rho, i, p, end, state, cursor), move & ~fin)
+
+    zeros = jnp.zeros(slots, jnp.int32)
+    st = (out, jnp.full(slots, -1, jnp.int32), zeros, zeros, zeros, zeros)
+    st = refill((*st, acc.init((slots,), q[0].dtype), jnp.int32(0)), jnp.zeros(slots, bool))
+    st = jax.lax.while_loop(lambda st: (st[-1] < total) | jnp.any(st[1] >= 0), step, st)
+    return st[0]
 
 
 def _knn_sorted(q, r, groups, k, metric, exclude_self):
