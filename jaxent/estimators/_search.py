@@ -669,7 +669,9 @@ def _bands(u, keys, strip, ref, qry, groups) -> _Bands:
 
 
 def _band_search(q, r, acc, param, metric, *, exclude_self, groups, dims, k, refs=None):
-    """The sorted search for ``d >= 2``: bands, then boxes for the rows they leave open.
+    """The sorted search for ``d >= 2``: bands, then boxes for the rows they leave open
+    (the k nearest in three dimensions from ``_GRID_FROM`` references without groups:
+    grids instead, :func:`_grid_knn`).
 
     ``refs [N, m]`` (bool, self search only): the references that count."""
     N, n, _ = q.shape
