@@ -719,6 +719,19 @@ def _band_search(q, r, acc, param, metric, *, exclude_self, groups, dims, k, ref
     return _band_boxes(q, qkeys, own, groups, B, acc, param, out, ~done, metric)
 
 
+def _fill_slots(row, cursor, queue, total, acc, state, dtype):
+    """The free slots of a box search (``row < 0``) take the next rows of ``queue``
+    (``total`` rows to take, ``cursor`` taken so far) with a fresh ``state``: returns
+    the rows, which slots took one, the state and the new cursor."""
+    free = row < 0
+    take = cursor + jnp.cumsum(free, dtype=jnp.int32) - 1
+    fresh = free & (take < total)
+    row = jnp.where(fresh, queue[jnp.clip(take, 0, queue.shape[0] - 1)], row)
+    state = jax.tree.map(lambda a, b: jnp.where(fresh, a, b), acc.init(row.shape, dtype), state)
+    cursor = jnp.minimum(cursor + jnp.sum(free, dtype=jnp.int32), total)
+    return row, fresh, state, cursor
+
+
 def _band_boxes(q, qkeys, own, groups, B: _Bands, acc, param, out, todo, metric):
     """Exact answers for the rows in ``todo``: every reference within the box of
     half-width ``threshold`` (along both keys) around the query, afresh. The box
@@ -760,10 +773,7 @@ def _band_boxes(q, qkeys, own, groups, B: _Bands, acc, param, out, todo, metric)
         # New rows into the free slots; the run of the current band for them and
         # for the rows that ``move`` to the next band.
         packed, row, c, p, end, t0, t1, state, cursor = st
-        free = row < 0
-        take = cursor + jnp.cumsum(free, dtype=jnp.int32) - 1
-        fresh = free & (take < total)
-        row = jnp.where(fresh, queue[jnp.clip(take, 0, size - 1)], row)
+        row, fresh, state, cursor = _fill_slots(row, cursor, queue, total, acc, state, dtype)
         safe = jnp.maximum(row, 0)
         base = (safe // n) * U
         first, last = _run_bounds(
@@ -775,9 +785,6 @@ def _band_boxes(q, qkeys, own, groups, B: _Bands, acc, param, out, todo, metric)
         p1, end1 = band_run(safe, c)
         new_run = fresh | move
         p, end = jnp.where(new_run, p1, p), jnp.where(new_run, end1, end)
-        init = acc.init(row.shape, dtype)
-        state = jax.tree.map(lambda a, b: jnp.where(fresh, a, b), init, state)
-        cursor = jnp.minimum(cursor + jnp.sum(free, dtype=jnp.int32), total)
         return packed, row, c, p, end, t0, t1, state, cursor
 
     def step(st):
@@ -969,6 +976,22 @@ def _grid(r, rk, lo, h, G) -> _Grid:
     )
 
 
+def _own_position(grid: _Grid, prob, own):
+    """The sorted position of each query's own reference (None in a cross search)."""
+    if own is None:
+        return None
+    return _get(grid.where, prob * (grid.c.shape[0] // grid.h.shape[0]) + own)
+
+
+def _column(grid: _Grid, G, prob, ca, cb):
+    """Column ``(ca, cb)`` of problem ``prob``: its place in the table of cells, the
+    sorted positions ``[first, end)`` of its references, and whether it is in the grid
+    (``first`` and ``end`` are those of the nearest column when it is not)."""
+    inside = (ca >= 0) & (ca < G) & (cb >= 0) & (cb < G)
+    col = prob * (G**3 + 1) + (jnp.clip(ca, 0, G - 1) * G + jnp.clip(cb, 0, G - 1)) * G
+    return col, _get(grid.start, col), _get(grid.start, col + G), inside
+
+
 def _beyond_columns(grid: _Grid, G, prob, cell, qk, reach, metric):
     """A lower bound on the distance from queries (problem ``prob``; cells ``cell`` and
     coordinates ``qk`` along the first two keys) to every reference ``reach`` or more
@@ -989,12 +1012,10 @@ def _grid_rows(grid: _Grid, G, W, prob, q, qk, own, k, metric):
     the nine columns around them, and whether that is exact."""
     acc = _knn_acc(k)
     size = grid.c.shape[0]
-    if own is not None:  # the query's own entry, skipped
-        own = _get(grid.where, prob * (size // grid.h.shape[0]) + own)
+    own = _own_position(grid, prob, own)  # the query's own entry, skipped
     lo, h = grid.lo[prob], grid.h[prob]
     cell = [_cell(a, lo[:, c], h, G) for c, a in enumerate(qk)]
     gap = _beyond_columns(grid, G, prob, cell, qk, 2, metric)
-    table = prob * (G**3 + 1)
     steps = (W + _GROUP - 1) // _GROUP
     W = steps * _GROUP
 
@@ -1003,10 +1024,7 @@ def _grid_rows(grid: _Grid, G, W, prob, q, qk, own, k, metric):
         # at every part: the same values).
         state, gap = carry
         c, part = i // steps, i % steps
-        ca, cb = cell[0] + c // 3 - 1, cell[1] + c % 3 - 1
-        inside = (ca >= 0) & (ca < G) & (cb >= 0) & (cb < G)
-        col = (jnp.clip(ca, 0, G - 1) * G + jnp.clip(cb, 0, G - 1)) * G + table
-        first, end = _get(grid.start, col), _get(grid.start, col + G)
+        col, first, end, inside = _column(grid, G, prob, cell[0] + c // 3 - 1, cell[1] + c % 3 - 1)
         # The window is centred on the first reference at or above the query along
         # the third key: found in the query's cell (up to 2**_GRID_BISECT entries).
         here = col + cell[2]
@@ -1118,8 +1136,7 @@ def _grid_boxes(grid: _Grid, G, rows, out, done, k, metric):
     acc = _knn_acc(k)
     size = grid.c.shape[0]
     m = size // grid.h.shape[0]
-    if own is not None:  # the query's own entry, skipped
-        own = _get(grid.where, prob * m + own)
+    own = _own_position(grid, prob, own)  # the query's own entry, skipped
     bound = out[0][:, -1]
     todo = ~done
     total = jnp.sum(todo, dtype=jnp.int32)
@@ -1135,10 +1152,7 @@ def _grid_boxes(grid: _Grid, G, rows, out, done, k, metric):
         side, j = i // jnp.maximum(2 * rho, 1), i % jnp.maximum(2 * rho, 1)
         da = jnp.select([side == 0, side == 1, side == 2], [j - rho, rho, rho - j], -rho)
         db = jnp.select([side == 0, side == 1, side == 2], [-rho, j - rho, rho], rho - j)
-        ca, cb = home[0][row] + da, home[1][row] + db
-        inside = (ca >= 0) & (ca < G) & (cb >= 0) & (cb < G)
-        col = prob[row] * (G**3 + 1) + (jnp.clip(ca, 0, G - 1) * G + jnp.clip(cb, 0, G - 1)) * G
-        first, end = _get(grid.start, col), _get(grid.start, col + G)
+        _, first, end, inside = _column(grid, G, prob[row], home[0][row] + da, home[1][row] + db)
         count = jnp.where(inside, end - first, 0)
         # Past the column's end the run reads inf (beyond any query), so both ends
         # stop at most there.
@@ -1154,18 +1168,12 @@ def _grid_boxes(grid: _Grid, G, rows, out, done, k, metric):
         # New rows into the free slots, and the run of the next column for them and
         # for the rows that ``move`` on.
         packed, row, rho, i, p, end, state, cursor = st
-        free = row < 0
-        take = cursor + jnp.cumsum(free, dtype=jnp.int32) - 1
-        fresh = free & (take < total)
-        row = jnp.where(fresh, queue[jnp.clip(take, 0, queue.shape[0] - 1)], row)
+        row, fresh, state, cursor = _fill_slots(row, cursor, queue, total, acc, state, q[0].dtype)
         rho, i = jnp.where(fresh, 0, rho), jnp.where(fresh, 0, i)
-        init = acc.init(row.shape, q[0].dtype)
-        state = jax.tree.map(lambda a, b: jnp.where(fresh, a, b), init, state)
         safe = jnp.maximum(row, 0)
         p1, end1 = run(safe, rho, i, state)
         new_run = fresh | move
         p, end = jnp.where(new_run, p1, p), jnp.where(new_run, end1, end)
-        cursor = jnp.minimum(cursor + jnp.sum(free, dtype=jnp.int32), total)
         return packed, row, rho, i, p, end, state, cursor
 
     def step(st):
