@@ -6,12 +6,15 @@
   their stored outputs, without executing them (tests/test_notebooks.py executes them).
   The built pages must load no script or stylesheet from another host: MathJax is served
   from the site (copied from the jupyter-server-mathjax package by the hooks).
+* The package index shows README.md from the package's metadata, away from the
+  repository: its relative links must have been made plain text (pyproject.toml).
 * The other tests check the equivalences listed on docs/coming_from.md against SciPy,
   optax and scikit-learn, so that page cannot drift from the code.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import os
 import re
@@ -122,6 +125,18 @@ def test_readme_figure_is_small():
     figure = ROOT / "docs/img/binary_entropy.png"
     assert figure.is_file()
     assert figure.stat().st_size < 100_000, "keep committed figures under 100 KB"
+
+
+def test_package_index_description_has_no_relative_links():
+    # The long description of the installed jaxent (built from README.md by
+    # hatch-fancy-pypi-readme): every link and image there must point to another host.
+    description = importlib.metadata.metadata("jaxent").get_payload()
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert readme.splitlines()[0] in description
+    assert re.search(r"\]\((?!https?://)", readme), "README.md has no relative link left to test"
+    relative = re.findall(r"!?\[[^\]]*\]\((?!https?://)[^)]*\)", description)
+    assert not relative, f"relative links in the package index description: {relative}"
+    assert "`notebooks/01_information_and_entropy.ipynb` in the source distribution" in description
 
 
 def test_index_example_values():
